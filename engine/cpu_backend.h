@@ -1,0 +1,41 @@
+// The CPU backend: the reference forward pass for Llama 3 and Qwen3, fp32 arithmetic
+// over weights widened from their stored dtype, multi-threaded over output rows.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/backend.h"
+#include "engine/thread_pool.h"
+#include "engine/weights.h"
+
+namespace grinqh {
+
+class CpuBackend : public Backend {
+ public:
+  // `weights` must outlive the backend (they view the mapped checkpoint).
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(const ModelConfig& config,
+                                                            const ModelWeights& weights,
+                                                            int num_threads = 0);
+
+  const ModelConfig& config() const override { return config_; }
+  std::unique_ptr<KvCache> NewCache() const override;
+  // Not thread-safe: one Forward at a time (the scheduler batches instead).
+  absl::Status Forward(std::span<const ForwardItem> items, std::vector<float>& logits) override;
+
+ private:
+  CpuBackend(const ModelConfig& config, const ModelWeights& weights, int num_threads);
+  void Attention(int layer, std::span<const ForwardItem> items);
+
+  const ModelConfig config_;
+  const ModelWeights& weights_;
+  const std::vector<float> inv_freq_;
+  ThreadPool pool_;
+
+  // Scratch, one row per token of the batch; reused across calls.
+  std::vector<int> positions_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
+};
+
+}  // namespace grinqh

@@ -1,0 +1,36 @@
+// The numeric building blocks of the CPU forward pass, fp32 arithmetic throughout.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+
+#include "engine/thread_pool.h"
+#include "engine/weights.h"
+
+namespace grinqh::cpu {
+
+// y[t, :] = W x[t, :] for t < rows: x is [rows × W.cols], y is [rows × W.rows].
+// Weights are widened from their stored dtype on the fly; work splits over W's rows.
+void MatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, float* y);
+
+// Several products of the same input (q/k/v, gate/up) in one parallel loop, so a decode
+// step pays one dispatch instead of three.
+struct MatMulOutput {
+  const Matrix* w;
+  float* y;
+};
+void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<MatMulOutput> outputs);
+
+// out = x / rms(x) * weight, over n elements (HF's RMSNorm in fp32). out may alias x.
+void RmsNorm(const float* x, const float* weight, float* out, int n, float eps);
+
+// Rotates each head of x ([num_heads × head_dim], HF's rotate-half convention) by the
+// angles position × inv_freq[i], i < head_dim / 2.
+void ApplyRope(float* x, int num_heads, int head_dim, int position, const float* inv_freq);
+
+// x[i] = silu(gate[i]) * up[i]
+void SiluMul(const float* gate, const float* up, float* out, int n);
+
+float Dot(const float* a, const float* b, int n);
+
+}  // namespace grinqh::cpu

@@ -1,0 +1,53 @@
+// The decoder's weights as views into the memory-mapped checkpoint.
+//
+// Matrices stay in their stored dtype (bf16 for published checkpoints) and are widened
+// to fp32 on the fly, so resident memory stays near the checkpoint's size. Norm weights
+// are tiny and are copied to fp32 once.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/model_config.h"
+#include "engine/safetensors.h"
+
+namespace grinqh {
+
+// A row-major [rows × cols] matrix in the checkpoint's dtype: y = W x maps cols → rows.
+struct Matrix {
+  DType dtype = DType::kF32;
+  const std::byte* data = nullptr;
+  int rows = 0;
+  int cols = 0;
+
+  size_t row_bytes() const { return static_cast<size_t>(cols) * DTypeSize(dtype); }
+  const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(); }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm;         // input_layernorm
+  Matrix wq, wk, wv, wo;                // self_attn.{q,k,v,o}_proj
+  std::vector<float> q_norm, k_norm;    // Qwen3 only: per-head RMSNorm weights
+  std::vector<float> mlp_norm;          // post_attention_layernorm
+  Matrix w_gate, w_up, w_down;          // mlp.{gate,up,down}_proj
+};
+
+struct ModelWeights {
+  Matrix embed;                         // [vocab × hidden]
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm;
+  Matrix lm_head;                       // [vocab × hidden]; the embedding when tied
+
+  // Weight bytes one decode step reads: every matrix once, one embedding row.
+  size_t DecodeBytes() const;
+};
+
+// Finds every tensor the config implies, checking names, shapes and dtypes.
+// The views stay valid while `checkpoint` lives.
+absl::StatusOr<ModelWeights> LoadWeights(const Checkpoint& checkpoint, const ModelConfig& config);
+
+// Widens n elements of a stored vector/row to fp32.
+void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n);
+
+}  // namespace grinqh

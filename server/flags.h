@@ -1,0 +1,40 @@
+// Command-line flags for the `grinqh` subcommands: `--name value` or `--name=value`,
+// booleans as bare `--name`. Unknown flags and malformed values are errors that name the flag.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace grinqh {
+
+class Flags {
+ public:
+  // `valued` and `boolean` list the flag names (without dashes) this subcommand takes.
+  static absl::StatusOr<Flags> Parse(const std::vector<std::string>& args, const std::set<std::string>& valued,
+                                     const std::set<std::string>& boolean);
+
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  std::optional<std::string> String(const std::string& name) const;
+
+  // When the flag is given, parses it into `out` (an integer in [min, max] / a number);
+  // otherwise leaves `out` as it is.
+  template <typename Int>
+  absl::Status ReadInt(const std::string& name, long long min, long long max, Int& out) const {
+    long long value = 0;
+    if (absl::Status s = ReadInt(name, min, max, value); !s.ok() || !Has(name)) return s;
+    out = static_cast<Int>(value);
+    return absl::OkStatus();
+  }
+  absl::Status ReadInt(const std::string& name, long long min, long long max, long long& out) const;
+  absl::Status ReadFloat(const std::string& name, float& out) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+}  // namespace grinqh

@@ -1,0 +1,48 @@
+// `grinqh`: one CLI, with subcommands in the way `vllm serve` or `ollama run` read.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "server/commands.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: grinqh <command> [flags]
+
+commands:
+  generate   stream a completion from a model
+             --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N=128]
+             [--temperature T=0 (greedy)] [--top-k K] [--top-p P] [--seed S] [--stop TEXT]
+             [--threads N] [--no-bos] [--json]
+  tokenize   print the token ids of a text as JSON
+             (--model DIR | --tokenizer tokenizer.json) --text TEXT [--add-special-tokens]
+  help       this text
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  absl::Status status;
+  if (command == "generate") {
+    status = grinqh::RunGenerate(rest);
+  } else if (command == "tokenize") {
+    status = grinqh::RunTokenize(rest);
+  } else if (command == "bench") {
+    status = grinqh::RunBench(rest);
+  } else {
+    std::cerr << "grinqh: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  }
+  if (!status.ok()) {
+    std::cerr << "grinqh " << command << ": " << status.message() << std::endl;
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The `grinqh` CLI as a user runs it: output, exit codes and error messages.
+# Usage: cli_test.sh GRINQH_BINARY REPO_ROOT
+set -uo pipefail
+grinqh=$1
+model="$2/models/tiny-llama3"
+passed=0 failed=0
+
+# expect NAME WANT_EXIT PATTERN -- command...: the exit status is WANT_EXIT and the
+# combined output matches the extended regex PATTERN.
+expect() {
+  local name=$1 want_exit=$2 pattern=$3
+  shift 4
+  local out
+  out=$("$@" 2>&1)
+  local code=$?
+  if [ "$code" -eq "$want_exit" ] && grep -Eq -- "$pattern" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name (exit $code, want $want_exit; output should match /$pattern/):"
+    echo "$out" | head -20
+  fi
+}
+
+# transformers' greedy continuation of "import numpy as np\n" (fixture reference.json).
+expect "generate from ids" 0 '"token_ids":\[512,3383,454,3247\]' -- \
+  "$grinqh" generate --model "$model" --prompt-ids 0,779,1568,383,488,201 --max-tokens 4 --json
+expect "generate streams text" 0 'from scipy import stats' -- \
+  "$grinqh" generate --model "$model" --prompt $'import numpy as np\n' --max-tokens 4
+expect "tokenize" 0 '^\[779,1568,383,488,201\]$' -- \
+  "$grinqh" tokenize --model "$model" --text $'import numpy as np\n'
+expect "tokenize with BOS" 0 '^\[0,779,1568,383,488,201\]$' -- \
+  "$grinqh" tokenize --model "$model" --text $'import numpy as np\n' --add-special-tokens
+expect "missing model" 1 'does not exist' -- "$grinqh" generate --model /nonexistent --prompt x
+expect "unknown flag" 2 'unknown flag --bogus' -- "$grinqh" generate --model "$model" --prompt x --bogus 1
+expect "bad temperature" 2 'temperature' -- "$grinqh" generate --model "$model" --prompt x --temperature -1
+expect "bad top-p" 2 'top_p' -- "$grinqh" generate --model "$model" --prompt x --top-p 0
+expect "non-numeric max tokens" 2 '--max-tokens must be an integer' -- \
+  "$grinqh" generate --model "$model" --prompt x --max-tokens lots
+expect "bad prompt ids" 2 "'x' is not a token id" -- "$grinqh" generate --model "$model" --prompt-ids 1,x
+expect "id outside vocabulary" 2 'outside the vocabulary' -- "$grinqh" generate --model "$model" --prompt-ids 1,99999
+expect "both prompts" 2 'exactly one of --prompt and --prompt-ids' -- \
+  "$grinqh" generate --model "$model" --prompt x --prompt-ids 1
+expect "unknown command" 2 "unknown command 'fly'" -- "$grinqh" fly
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
