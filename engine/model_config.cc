@@ -2,16 +2,15 @@
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/file_util.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -336,15 +335,6 @@ absl::StatusOr<ModelConfig> Parse(std::string_view config_json, std::string_view
   return c;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open for reading"));
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path.string(), ": read error"));
-  return out.str();
-}
-
 }  // namespace
 
 std::string_view ArchitectureName(Architecture arch) {
@@ -371,10 +361,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromDirectory(const std::filesystem::pa
                                             model_dir.string(),
                                             " is not a Hugging Face model directory?)"));
   }
-  GRINQH_ASSIGN_OR_RETURN(std::string config_text, ReadFile(config_path));
+  GRINQH_ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
   std::string gen_text;
   if (std::filesystem::exists(gen_path, ec)) {
-    GRINQH_ASSIGN_OR_RETURN(gen_text, ReadFile(gen_path));
+    GRINQH_ASSIGN_OR_RETURN(gen_text, ReadFileToString(gen_path));
     if (gen_text.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(gen_path.string(), ": file is empty"));
     }

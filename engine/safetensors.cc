@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/file_util.h"
 #include "nlohmann/json.hpp"
 
 namespace grinqh {
@@ -89,14 +90,6 @@ json ParseJsonNoDuplicates(const char* begin, const char* end, std::string* dupl
   json result = json::parse(begin, end, callback, /*allow_exceptions=*/true);
   if (!dup) duplicate->clear();
   return result;
-}
-
-absl::StatusOr<std::string> ReadSmallFile(const std::filesystem::path& path) {
-  auto mapped = MappedFile::Open(path);
-  if (!mapped.ok()) return mapped.status();
-  if ((*mapped)->size() == 0) return std::string();
-  const auto* p = reinterpret_cast<const char*>((*mapped)->data());
-  return std::string(p, (*mapped)->size());
 }
 
 }  // namespace
@@ -367,7 +360,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
 
   if (std::filesystem::exists(index_path, ec)) {
     const std::string where = index_path.string();
-    auto text = ReadSmallFile(index_path);
+    auto text = ReadFileToString(index_path);
     if (!text.ok()) return text.status();
     json index;
     std::string duplicate;

@@ -15,12 +15,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <queue>
-#include <sstream>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -32,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/file_util.h"
 #include "engine/unicode.h"
 
 namespace grinqh {
@@ -1242,15 +1241,6 @@ absl::StatusOr<std::unique_ptr<Tokenizer::Impl>> ParseTokenizerJson(std::string_
   }
 }
 
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path.string()));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path.string()));
-  return std::move(contents).str();
-}
-
 // tokenizer_config.json's bos_token / eos_token: a string, {"content": ...} or null.
 std::optional<std::string> ConfigTokenContent(const json& config, const char* key) {
   auto it = config.find(key);
@@ -1317,7 +1307,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::filesystem::path& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::unique_ptr<Impl>> impl = ParseTokenizerJson(*text);
   if (!impl.ok()) return WithContext(impl.status(), path.string());
@@ -1332,7 +1322,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromDirectory(
   const std::filesystem::path config_path = model_dir / "tokenizer_config.json";
   std::error_code error;
   if (!std::filesystem::exists(config_path, error)) return tokenizer;
-  absl::StatusOr<std::string> text = ReadFile(config_path);
+  absl::StatusOr<std::string> text = ReadFileToString(config_path);
   if (!text.ok()) return text.status();
   const json config = json::parse(*text, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) {
