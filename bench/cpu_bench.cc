@@ -59,6 +59,7 @@ void BM_MatVecBf16(benchmark::State& state) {
 // tiny-llama3 (hidden 256, mlp 768, vocab 8192) and a Llama-3-8B-sized layer (4096, 14336).
 BENCHMARK(BM_MatVecBf16)
     ->Args({256, 256})->Args({768, 256})->Args({256, 768})->Args({8192, 256})
+    ->Args({512, 512})->Args({1536, 512})->Args({512, 1536})->Args({8192, 512})
     ->Args({4096, 4096})->Args({14336, 4096})
     ->UseRealTime();
 
