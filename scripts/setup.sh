@@ -9,6 +9,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   # configuration, JSON (config.json, tokenizer.json, safetensors headers)
   libyaml-cpp-dev nlohmann-json3-dev
+  # .grinqh files: a CRC-32 per tensor
+  zlib1g-dev
   # tokenizer: the pre-tokenizer's Unicode regex and NFC normalization
   libpcre2-dev libutf8proc-dev
   # tests and benchmarks
