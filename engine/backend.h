@@ -6,6 +6,7 @@
 // a whole prompt (prefill), a chunk of one, or a single token (decode).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -29,7 +30,24 @@ struct ForwardItem {
   KvCache* cache = nullptr;
   std::span<const int32_t> tokens;  // appended at positions cache->length() onwards
   bool all_logits = false;          // logits for every new token, or only the last
+  // GRINQH: the average bits per weight at which linear layers with nested weights read
+  // these tokens' input channels, each channel graded by its own activation. 0 reads every
+  // stored bit (full depth), as prefill does.
+  float target_bits = 0.f;
 };
+
+// Where a linear layer's input comes from, for tools that watch those inputs (calibration).
+enum class LinearSite {
+  kAttentionInput,   // normed residual → q, k, v
+  kAttentionOutput,  // attention output → o
+  kMlpInput,         // normed residual → gate, up
+  kMlpOutput,        // silu(gate) · up → down
+  kLmHead,           // final normed residual → logits (only rows whose logits are computed)
+};
+
+// Called during Forward with the fp32 input rows [rows × cols] of each linear site.
+using LinearInputObserver =
+    std::function<void(int layer, LinearSite site, const float* x, int rows, int cols)>;
 
 class Backend {
  public:

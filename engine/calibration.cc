@@ -1,1 +1,228 @@
-// placeholder
+#include "engine/calibration.h"
+
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "engine/awq.h"
+#include "engine/gptq.h"
+#include "engine/quant.h"
+#include "engine/status_macros.h"
+
+namespace grinqh {
+namespace {
+
+std::vector<float> ToFloat(const Matrix& m) {
+  std::vector<float> out(static_cast<size_t>(m.rows) * static_cast<size_t>(m.cols));
+  WidenToFloat(m.dtype, m.data, out.data(), out.size());
+  return out;
+}
+
+// Runs the calibration windows through the backend, all logits only when the LM head's
+// inputs are wanted (otherwise only the last row reaches it).
+absl::Status RunCalibration(Backend& backend, std::span<const std::vector<int32_t>> windows, bool all_logits,
+                            const ProgressFn& progress, const std::string& stage) {
+  std::vector<float> logits;
+  for (size_t i = 0; i < windows.size(); ++i) {
+    auto cache = backend.NewCache();
+    const ForwardItem item{cache.get(), windows[i], all_logits};
+    GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
+    if (progress) progress(stage, double(i + 1) / double(windows.size()));
+  }
+  return absl::OkStatus();
+}
+
+// Every kAwqSampleStride-th calibration row is kept for AWQ's search: it measures output
+// error on these rows, and a few thousand are plenty (as in the reference code).
+constexpr int kAwqSampleStride = 8;
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows) {
+  std::vector<std::vector<int32_t>> windows;
+  for (size_t start = 0; start + static_cast<size_t>(length) <= ids.size() &&
+                         static_cast<int>(windows.size()) < max_windows;
+       start += static_cast<size_t>(length)) {
+    windows.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(start),
+                         ids.begin() + static_cast<std::ptrdiff_t>(start) + length);
+  }
+  return windows;
+}
+
+std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfig& config) {
+  std::vector<LinearLayerRef> out;
+  for (int i = 0; i < config.num_layers; ++i) {
+    LayerWeights& l = weights.layers[static_cast<size_t>(i)];
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    out.push_back({p + "self_attn.q_proj.weight", i, LinearSite::kAttentionInput, &l.wq});
+    out.push_back({p + "self_attn.k_proj.weight", i, LinearSite::kAttentionInput, &l.wk});
+    out.push_back({p + "self_attn.v_proj.weight", i, LinearSite::kAttentionInput, &l.wv});
+    out.push_back({p + "self_attn.o_proj.weight", i, LinearSite::kAttentionOutput, &l.wo});
+    out.push_back({p + "mlp.gate_proj.weight", i, LinearSite::kMlpInput, &l.w_gate});
+    out.push_back({p + "mlp.up_proj.weight", i, LinearSite::kMlpInput, &l.w_up});
+    out.push_back({p + "mlp.down_proj.weight", i, LinearSite::kMlpOutput, &l.w_down});
+  }
+  out.push_back({"lm_head.weight", config.num_layers, LinearSite::kLmHead, &weights.lm_head});
+  return out;
+}
+
+std::string BaselineOptions::Name() const { return absl::StrCat(method, "-", bits); }
+
+double BaselineOptions::EffectiveBits(double decode_bits) const {
+  return (method == "grinqh" && decode_bits > 0 ? decode_bits : bits) + 32.0 / group_size;
+}
+
+// The views stay valid as storage_ grows: moving a vector keeps its heap buffer.
+void QuantizedVariant::Replace(Matrix& matrix, std::vector<float> values) {
+  storage_.push_back(std::move(values));
+  matrix = Matrix{DType::kF32, reinterpret_cast<const std::byte*>(storage_.back().data()), matrix.rows, matrix.cols,
+                  matrix.nested};
+}
+
+void QuantizedVariant::MakeNested(Matrix& matrix) {
+  const quant::QuantizedMatrix q =
+      quant::QuantizeRtn(ToFloat(matrix), matrix.rows, matrix.cols, options_.bits, options_.group_size);
+  auto nested = std::make_unique<NestedLinear>();
+  nested->max_level = options_.bits;
+  nested->levels.resize(static_cast<size_t>(options_.bits) + 1);
+  for (int b = 1; b <= options_.bits; ++b) {
+    nested->levels[static_cast<size_t>(b)] = matrix;
+    Replace(nested->levels[static_cast<size_t>(b)], q.DequantizeLevel(b));
+  }
+  // The grading statistic: the norm of each input channel's column at full depth.
+  const std::vector<float>& full = storage_.back();
+  nested->channel_scale.assign(static_cast<size_t>(matrix.cols), 0.f);
+  for (size_t r = 0; r < static_cast<size_t>(matrix.rows); ++r) {
+    for (size_t c = 0; c < static_cast<size_t>(matrix.cols); ++c) {
+      const float w = full[r * static_cast<size_t>(matrix.cols) + c];
+      nested->channel_scale[c] += w * w;
+    }
+  }
+  for (float& v : nested->channel_scale) v = std::sqrt(v);
+  matrix = nested->levels.back();  // full depth for ungraded rows (prefill)
+  matrix.nested = nested.get();
+  nested_.push_back(std::move(nested));
+}
+
+absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
+    const Model& base, const BaselineOptions& options, std::span<const std::vector<int32_t>> calibration,
+    const ProgressFn& progress) {
+  if (options.method != "rtn" && options.method != "gptq" && options.method != "awq" && options.method != "grinqh") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown quantization method '", options.method,
+                                                   "' (rtn, gptq, awq or grinqh)"));
+  }
+  if (options.bits < 1 || options.bits > 8) {
+    return absl::InvalidArgumentError(absl::StrCat("bits must be in [1, 8], got ", options.bits));
+  }
+  if (options.group_size < 1) return absl::InvalidArgumentError("group size must be positive");
+  if ((options.method == "gptq" || options.method == "awq") && calibration.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(options.method, " needs calibration text"));
+  }
+  std::unique_ptr<QuantizedVariant> v(new QuantizedVariant());
+  v->options_ = options;
+  v->config_ = base.config();
+  v->weights_ = base.weights();
+  GRINQH_ASSIGN_OR_RETURN(v->backend_, CpuBackend::Create(v->config_, v->weights_, base.options().num_threads));
+  for (int layer = 0; layer <= v->config_.num_layers; ++layer) {
+    GRINQH_RETURN_IF_ERROR(v->QuantizeLayers(layer, calibration, progress));
+  }
+  return v;
+}
+
+// Quantizes the linear layers of decoder layer `layer` (num_layers: the LM head), with
+// calibration statistics gathered on the model as quantized so far.
+absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::vector<int32_t>> calibration,
+                                              const ProgressFn& progress) {
+  std::vector<LinearLayerRef> targets;
+  for (const LinearLayerRef& ref : LinearLayers(weights_, config_)) {
+    if (ref.layer == layer) targets.push_back(ref);
+  }
+  const std::string stage = layer < config_.num_layers ? absl::StrCat("layer ", layer) : std::string("lm_head");
+
+  if (options_.method == "grinqh") {
+    for (const LinearLayerRef& t : targets) MakeNested(*t.matrix);
+    if (progress) progress(stage, 1.0);
+    return absl::OkStatus();
+  }
+  if (options_.method == "rtn") {
+    for (const LinearLayerRef& t : targets) {
+      const quant::QuantizedMatrix q =
+          quant::QuantizeRtn(ToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, options_.bits, options_.group_size);
+      Replace(*t.matrix, q.Dequantize());
+    }
+    if (progress) progress(stage, 1.0);
+    return absl::OkStatus();
+  }
+
+  // Gather, per input site of this layer, what the method needs: a Hessian (GPTQ) or a
+  // subsample of input rows (AWQ).
+  std::map<LinearSite, HessianAccumulator> hessians;
+  std::map<LinearSite, std::vector<float>> samples;
+  std::map<LinearSite, int> sample_cols;
+  backend_->SetLinearInputObserver([&](int l, LinearSite site, const float* x, int rows, int cols) {
+    if (l != layer) return;
+    if (options_.method == "gptq") {
+      hessians.try_emplace(site, cols).first->second.Add(x, rows);
+    } else {
+      std::vector<float>& s = samples[site];
+      sample_cols[site] = cols;
+      for (int r = 0; r < rows; r += kAwqSampleStride) {
+        s.insert(s.end(), x + static_cast<size_t>(r) * static_cast<size_t>(cols),
+                 x + static_cast<size_t>(r + 1) * static_cast<size_t>(cols));
+      }
+    }
+  });
+  const absl::Status run = RunCalibration(*backend_, calibration, layer == config_.num_layers, progress,
+                                          absl::StrCat(stage, ": calibrating"));
+  backend_->SetLinearInputObserver(nullptr);
+  GRINQH_RETURN_IF_ERROR(run);
+
+  if (options_.method == "gptq") {
+    GptqOptions gptq;
+    gptq.bits = options_.bits;
+    gptq.group_size = options_.group_size;
+    for (const LinearLayerRef& t : targets) {
+      const std::vector<double>& h = hessians.at(t.site).hessian();
+      const quant::QuantizedMatrix q = QuantizeGptq(ToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, h, gptq);
+      Replace(*t.matrix, q.Dequantize());
+    }
+  } else {
+    GRINQH_RETURN_IF_ERROR(QuantizeAwqSites(targets, samples, sample_cols));
+  }
+  if (progress) progress(absl::StrCat(stage, ": quantized"), 1.0);
+  return absl::OkStatus();
+}
+
+absl::Status QuantizedVariant::QuantizeAwqSites(const std::vector<LinearLayerRef>& targets,
+                                                const std::map<LinearSite, std::vector<float>>& samples,
+                                                const std::map<LinearSite, int>& sample_cols) {
+  AwqOptions awq;
+  awq.bits = options_.bits;
+  awq.group_size = options_.group_size;
+  for (const auto& [site, inputs] : samples) {
+    // The layers reading this site's input share one search, as in the reference.
+    std::vector<const LinearLayerRef*> group;
+    std::vector<std::vector<float>> weights;
+    std::vector<AwqLayer> layers;
+    for (const LinearLayerRef& t : targets) {
+      if (t.site != site) continue;
+      group.push_back(&t);
+      weights.push_back(ToFloat(*t.matrix));
+    }
+    for (size_t i = 0; i < group.size(); ++i) {
+      // q and k meet in q·kᵀ, where a per-layer output error misjudges clipping.
+      const bool qk = group[i]->name.find("q_proj") != std::string::npos ||
+                      group[i]->name.find("k_proj") != std::string::npos;
+      layers.push_back({weights[i].data(), group[i]->matrix->rows, !qk});
+    }
+    const int cols = sample_cols.at(site);
+    const int n = static_cast<int>(inputs.size() / static_cast<size_t>(cols));
+    const AwqResult result = QuantizeAwq(layers, cols, inputs, n, awq);
+    for (size_t i = 0; i < group.size(); ++i) {
+      Replace(*group[i]->matrix, AwqEffectiveWeights(result.layers[i], result.input_scales));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace grinqh

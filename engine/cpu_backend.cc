@@ -59,6 +59,9 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
                                                        c.vocab_size, ")"));
       }
     }
+    if (!(item.target_bits >= 0.f && item.target_bits <= 8.f)) {
+      return absl::InvalidArgumentError(absl::StrCat("target bits ", item.target_bits, " is outside [0, 8]"));
+    }
     const int n = static_cast<int>(item.tokens.size());
     if (item.cache->length() + n > c.max_position_embeddings) {
       return absl::OutOfRangeError(absl::StrCat("sequence of ", item.cache->length() + n,
@@ -69,6 +72,8 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
   }
 
   positions_.clear();
+  row_targets_.clear();
+  head_targets_.clear();
   x_.resize(Rows(rows, hidden));
   xn_.resize(Rows(rows, hidden));
   q_.resize(Rows(rows, q_dim));
@@ -83,6 +88,8 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
   for (const ForwardItem& item : items) {
     for (size_t t = 0; t < item.tokens.size(); ++t, ++r) {
       positions_.push_back(item.cache->length() + static_cast<int>(t));
+      row_targets_.push_back(item.target_bits);
+      if (item.all_logits || t + 1 == item.tokens.size()) head_targets_.push_back(item.target_bits);
       WidenToFloat(weights_.embed.dtype, weights_.embed.row(item.tokens[t]), &x_[Rows(r, hidden)],
                    static_cast<size_t>(hidden));
     }
@@ -99,7 +106,8 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
 
     // Attention block: x += o_proj(attention(rope(q), rope(k), v)) over the normed input.
     for (int i = 0; i < rows; ++i) cpu::RmsNorm(&x_[Rows(i, hidden)], w.attn_norm.data(), &xn_[Rows(i, hidden)], hidden, eps);
-    cpu::MatMul(pool_, xn_.data(), rows, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
+    Observe(l, LinearSite::kAttentionInput, xn_, rows, hidden);
+    Linear(xn_.data(), rows, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
     for (int i = 0; i < rows; ++i) {
       float* q = &q_[Rows(i, q_dim)];
       float* k = &k_[Rows(i, kv_dim)];
@@ -111,14 +119,17 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
       cpu::ApplyRope(k, c.num_kv_heads, c.head_dim, positions_[i], inv_freq_.data());
     }
     Attention(l, items);
-    cpu::MatMul(pool_, attn_.data(), rows, w.wo, xn_.data());
+    Observe(l, LinearSite::kAttentionOutput, attn_, rows, q_dim);
+    Linear(attn_.data(), rows, {{&w.wo, xn_.data()}});
     for (size_t i = 0; i < Rows(rows, hidden); ++i) x_[i] += xn_[i];
 
     // MLP block: x += down(silu(gate(x)) * up(x)) over the normed input.
     for (int i = 0; i < rows; ++i) cpu::RmsNorm(&x_[Rows(i, hidden)], w.mlp_norm.data(), &xn_[Rows(i, hidden)], hidden, eps);
-    cpu::MatMul(pool_, xn_.data(), rows, {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}});
+    Observe(l, LinearSite::kMlpInput, xn_, rows, hidden);
+    Linear(xn_.data(), rows, {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}});
     cpu::SiluMul(gate_.data(), up_.data(), gate_.data(), rows * c.intermediate_size);
-    cpu::MatMul(pool_, gate_.data(), rows, w.w_down, xn_.data());
+    Observe(l, LinearSite::kMlpOutput, gate_, rows, c.intermediate_size);
+    Linear(gate_.data(), rows, {{&w.w_down, xn_.data()}});
     for (size_t i = 0; i < Rows(rows, hidden); ++i) x_[i] += xn_[i];
   }
 
@@ -133,9 +144,20 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
     r += n;
     static_cast<CpuKvCache*>(item.cache)->length_ += n;
   }
+  Observe(c.num_layers, LinearSite::kLmHead, xn_, logit_rows, hidden);
   logits.resize(Rows(logit_rows, c.vocab_size));
-  cpu::MatMul(pool_, xn_.data(), logit_rows, weights_.lm_head, logits.data());
+  Linear(xn_.data(), logit_rows, {{&weights_.lm_head, logits.data()}}, /*head=*/true);
   return absl::OkStatus();
+}
+
+void CpuBackend::Linear(const float* x, int rows, std::initializer_list<cpu::MatMulOutput> outputs, bool head) {
+  const std::vector<float>& targets = head ? head_targets_ : row_targets_;
+  const bool graded = std::any_of(targets.begin(), targets.end(), [](float t) { return t > 0.f; });
+  if (!graded || outputs.begin()->w->nested == nullptr) {
+    cpu::MatMul(pool_, x, rows, outputs);
+    return;
+  }
+  for (const cpu::MatMulOutput& out : outputs) cpu::GradedMatMul(pool_, x, rows, *out.w, targets.data(), out.y);
 }
 
 // Causal attention of each new token over its own sequence's cache (grouped-query:

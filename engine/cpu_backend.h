@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/cpu_ops.h"
 #include "engine/thread_pool.h"
 #include "engine/weights.h"
 
@@ -24,17 +25,28 @@ class CpuBackend : public Backend {
   // Not thread-safe: one Forward at a time (the scheduler batches instead).
   absl::Status Forward(std::span<const ForwardItem> items, std::vector<float>& logits) override;
 
+  // Watches the input of every linear layer (calibration); empty to stop.
+  void SetLinearInputObserver(LinearInputObserver observer) { observer_ = std::move(observer); }
+
  private:
   CpuBackend(const ModelConfig& config, const ModelWeights& weights, int num_threads);
   void Attention(int layer, std::span<const ForwardItem> items);
+  // The products of one input with one or more weight matrices: dense, or graded for
+  // rows with a target when the weights are nested. `head`: the rows are the LM head's.
+  void Linear(const float* x, int rows, std::initializer_list<cpu::MatMulOutput> outputs, bool head = false);
+  void Observe(int layer, LinearSite site, const std::vector<float>& x, int rows, int cols) const {
+    if (observer_) observer_(layer, site, x.data(), rows, cols);
+  }
 
   const ModelConfig config_;
   const ModelWeights& weights_;
   const std::vector<float> inv_freq_;
   ThreadPool pool_;
+  LinearInputObserver observer_;
 
   // Scratch, one row per token of the batch; reused across calls.
   std::vector<int> positions_;
+  std::vector<float> row_targets_, head_targets_;  // per row: GRINQH target bits, 0 = full depth
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
 };
 

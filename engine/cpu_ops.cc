@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/grading.h"
+
 namespace grinqh::cpu {
 namespace {
 
@@ -48,6 +50,30 @@ void DotRows(const float* x, const W* const* w, int count, int n, float* out) {
   }
 }
 
+// y[i][j] = x_i · w_j for four input rows and four weight rows (fp32): 16 independent
+// chains, each loaded vector used four times. Row strides are in floats.
+void Dot4x4(const float* x, size_t x_stride, const float* const* w, int n, float* y, size_t y_stride) {
+  const float *x0 = x, *x1 = x + x_stride, *x2 = x + 2 * x_stride, *x3 = x + 3 * x_stride;
+  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+  float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+#pragma omp simd reduction(+ : a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+  for (int k = 0; k < n; ++k) {
+    a00 += x0[k] * w0[k], a01 += x0[k] * w1[k], a02 += x0[k] * w2[k], a03 += x0[k] * w3[k];
+    a10 += x1[k] * w0[k], a11 += x1[k] * w1[k], a12 += x1[k] * w2[k], a13 += x1[k] * w3[k];
+    a20 += x2[k] * w0[k], a21 += x2[k] * w1[k], a22 += x2[k] * w2[k], a23 += x2[k] * w3[k];
+    a30 += x3[k] * w0[k], a31 += x3[k] * w1[k], a32 += x3[k] * w2[k], a33 += x3[k] * w3[k];
+  }
+  float* y0 = y;
+  float* y1 = y + y_stride;
+  float* y2 = y + 2 * y_stride;
+  float* y3 = y + 3 * y_stride;
+  y0[0] = a00, y0[1] = a01, y0[2] = a02, y0[3] = a03;
+  y1[0] = a10, y1[1] = a11, y1[2] = a12, y1[3] = a13;
+  y2[0] = a20, y2[1] = a21, y2[2] = a22, y2[3] = a23;
+  y3[0] = a30, y3[1] = a31, y3[2] = a32, y3[3] = a33;
+}
+
 // Rows [n0, n1) of y = x W^T, n1 - n0 <= kRowBlock.
 void MatMulRows(const float* x, int rows, const Matrix& w, int n0, int n1, float* y) {
   const int n_out = w.rows;
@@ -73,9 +99,18 @@ void MatMulRows(const float* x, int rows, const Matrix& w, int n0, int n1, float
       wrows[i] = dst;
     }
   }
-  for (int t = 0; t < rows; ++t) {
-    const float* xt = x + static_cast<size_t>(t) * static_cast<size_t>(k_in);
-    DotRows(xt, wrows, count, k_in, y + static_cast<size_t>(t) * static_cast<size_t>(n_out) + n0);
+  const size_t x_stride = static_cast<size_t>(k_in), y_stride = static_cast<size_t>(n_out);
+  int t = 0;
+  if (count % 4 == 0) {  // 4 × 4 tiles of (input rows × weight rows)
+    for (; t + 4 <= rows; t += 4) {
+      for (int i = 0; i < count; i += 4) {
+        Dot4x4(x + static_cast<size_t>(t) * x_stride, x_stride, wrows + i, k_in,
+               y + static_cast<size_t>(t) * y_stride + static_cast<size_t>(n0 + i), y_stride);
+      }
+    }
+  }
+  for (; t < rows; ++t) {
+    DotRows(x + static_cast<size_t>(t) * x_stride, wrows, count, k_in, y + static_cast<size_t>(t) * y_stride + n0);
   }
 }
 
@@ -109,6 +144,37 @@ void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<Ma
       MatMulRows(x, rows, *out.w, n0, std::min(out.w->rows, n0 + kRowBlock), out.y);
     }
   });
+}
+
+void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, const float* row_targets, float* y) {
+  const NestedLinear& nested = *w.nested;
+  const size_t k_in = static_cast<size_t>(w.cols), n_out = static_cast<size_t>(w.rows);
+  thread_local std::vector<uint8_t> levels;
+  thread_local std::vector<float> masked, partial;
+  levels.resize(static_cast<size_t>(rows) * k_in);
+  for (int t = 0; t < rows; ++t) {
+    const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
+    const std::span<uint8_t> lt(levels.data() + static_cast<size_t>(t) * k_in, k_in);
+    if (row_targets[t] <= 0.f) {
+      std::fill(lt.begin(), lt.end(), static_cast<uint8_t>(nested.max_level));
+    } else {
+      GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level, lt);
+    }
+  }
+  masked.resize(static_cast<size_t>(rows) * k_in);
+  partial.resize(static_cast<size_t>(rows) * n_out);
+  std::fill(y, y + static_cast<size_t>(rows) * n_out, 0.f);
+  for (int b = 1; b <= nested.max_level; ++b) {
+    bool any = false;
+    for (size_t i = 0; i < masked.size(); ++i) {
+      const bool at_level = levels[i] == b;
+      masked[i] = at_level ? x[i] : 0.f;
+      any = any || at_level;
+    }
+    if (!any) continue;
+    MatMul(pool, masked.data(), rows, nested.levels[static_cast<size_t>(b)], partial.data());
+    for (size_t i = 0; i < partial.size(); ++i) y[i] += partial[i];
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, float* out, int n, float eps) {

@@ -12,6 +12,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& 
     return absl::NotFoundError(absl::StrCat("model directory ", dir.string(), " does not exist"));
   }
   std::unique_ptr<Model> model(new Model());
+  model->options_ = options;
   GRINQH_ASSIGN_OR_RETURN(model->config_, ModelConfig::FromDirectory(dir));
   GRINQH_ASSIGN_OR_RETURN(model->checkpoint_, Checkpoint::Open(dir));
   GRINQH_ASSIGN_OR_RETURN(model->weights_, LoadWeights(*model->checkpoint_, model->config_));

@@ -27,6 +27,7 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
+  const ModelOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
   // Null when the directory has no tokenizer.json: generation then takes token ids.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -34,6 +35,7 @@ class Model {
  private:
   Model() = default;
   ModelConfig config_;
+  ModelOptions options_;
   std::unique_ptr<Checkpoint> checkpoint_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;

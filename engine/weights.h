@@ -14,15 +14,27 @@
 
 namespace grinqh {
 
+struct NestedLinear;
+
 // A row-major [rows × cols] matrix in the checkpoint's dtype: y = W x maps cols → rows.
 struct Matrix {
   DType dtype = DType::kF32;
   const std::byte* data = nullptr;
   int rows = 0;
   int cols = 0;
+  // GRINQH's nested weights, when the layer has them: graded rows read these instead.
+  const NestedLinear* nested = nullptr;
 
   size_t row_bytes() const { return static_cast<size_t>(cols) * DTypeSize(dtype); }
   const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(); }
+};
+
+// One linear layer stored as nested 8-bit codes, as the CPU backend reads it when a row is
+// graded: the weights read at each level, and the per-channel statistic of the grading rule.
+struct NestedLinear {
+  int max_level = 8;
+  std::vector<Matrix> levels;        // levels[b] for b = 1..max_level ([0] unused), fp32
+  std::vector<float> channel_scale;  // c_k of the grading rule, one per input channel
 };
 
 struct LayerWeights {

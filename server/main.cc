@@ -16,6 +16,11 @@ commands:
              [--threads N] [--no-bos] [--json]
   tokenize   print the token ids of a text as JSON
              (--model DIR | --tokenizer tokenizer.json) --text TEXT [--add-special-tokens]
+  bench      prefill and decode speed
+             --model DIR [--prompt-tokens N=128] [--decode-tokens N=128] [--repeat N=5] [--threads N] [--json]
+  eval       quality of quantized variants against the model (PPL, KLD, top-1)
+             --reference DIR --text FILE [--calib FILE] [--methods rtn:4,gptq:3,awq:2,...]
+             [--ctx 512] [--windows 128] [--calib-windows 64] [--group-size 128] [--json FILE] [--csv FILE]
   help       this text
 )";
 
@@ -34,6 +39,8 @@ int main(int argc, char** argv) {
     status = grinqh::RunGenerate(rest);
   } else if (command == "tokenize") {
     status = grinqh::RunTokenize(rest);
+  } else if (command == "eval") {
+    status = grinqh::RunEval(rest);
   } else if (command == "bench") {
     status = grinqh::RunBench(rest);
   } else {

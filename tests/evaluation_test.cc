@@ -1,1 +1,47 @@
+#include "engine/evaluation.h"
+
+#include <cmath>
+#include <vector>
+
+#include "engine/calibration.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+namespace grinqh {
+namespace {
+
+TEST(ScoreWindowTest, IdenticalModelsAgreeAndPerplexityIsTheNextTokenLoss) {
+  // Two positions over a vocabulary of 2: probabilities (0.8, 0.2) then (0.5, 0.5).
+  const std::vector<float> logits = {std::log(0.8f), std::log(0.2f), 0.f, 0.f};
+  const std::vector<int32_t> tokens = {0, 1};
+  EvalStats stats;
+  ScoreWindow(logits, logits, tokens, 2, stats);
+  EXPECT_EQ(stats.positions, 2);
+  EXPECT_EQ(stats.predictions, 1);  // the last position has no next token
+  EXPECT_NEAR(stats.kld(), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(stats.top1(), 1.0);
+  EXPECT_NEAR(stats.ppl(), 1 / 0.2, 1e-5);  // token 1 follows with probability 0.2
+}
+
+TEST(ScoreWindowTest, KlDivergenceAndTop1MatchHandComputedValues) {
+  const std::vector<float> reference = {std::log(0.8f), std::log(0.2f)};
+  const std::vector<float> candidate = {std::log(0.4f), std::log(0.6f)};
+  const std::vector<int32_t> tokens = {0};
+  EvalStats stats;
+  ScoreWindow(reference, candidate, tokens, 2, stats);
+  const double want = 0.8 * std::log(0.8 / 0.4) + 0.2 * std::log(0.2 / 0.6);
+  EXPECT_NEAR(stats.kld(), want, 1e-6);
+  EXPECT_DOUBLE_EQ(stats.top1(), 0.0);
+}
+
+TEST(MakeWindowsTest, ConsecutiveNonOverlappingAndCapped) {
+  std::vector<int32_t> ids(10);
+  for (int i = 0; i < 10; ++i) ids[size_t(i)] = i;
+  const auto windows = MakeWindows(ids, 3, 100);
+  ASSERT_EQ(windows.size(), 3u);  // the incomplete tail is dropped
+  EXPECT_THAT(windows[1], ::testing::ElementsAre(3, 4, 5));
+  EXPECT_EQ(MakeWindows(ids, 3, 2).size(), 2u);
+}
+
+}  // namespace
+}  // namespace grinqh

@@ -1,0 +1,65 @@
+#include "engine/grading.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace grinqh {
+namespace {
+
+int LevelAt(float log_importance, float t, int max_level) {
+  const float v = std::round(log_importance - t);
+  return static_cast<int>(std::clamp(v, 0.f, static_cast<float>(max_level)));
+}
+
+}  // namespace
+
+void GradeRow(std::span<const float> x, std::span<const float> channel_scale, float target, int max_level,
+              std::span<uint8_t> levels) {
+  const size_t n = x.size();
+  thread_local std::vector<float> log_s;
+  log_s.resize(n);
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (size_t k = 0; k < n; ++k) {
+    const float s = std::abs(x[k]) * channel_scale[k];
+    log_s[k] = s > 0 ? std::log2(s) : -std::numeric_limits<float>::infinity();
+    if (s > 0) lo = std::min(lo, log_s[k]), hi = std::max(hi, log_s[k]);
+  }
+  const int64_t budget = std::llround(static_cast<double>(target) * static_cast<double>(n));
+  std::fill(levels.begin(), levels.end(), uint8_t{0});
+  if (budget <= 0 || !(hi >= lo)) return;
+
+  // The smallest water level whose rounded allocation fits the budget, by bisection:
+  // the total is a non-increasing step function of t.
+  const auto total_at = [&](float t) {
+    int64_t total = 0;
+    for (size_t k = 0; k < n; ++k) total += LevelAt(log_s[k], t, max_level);
+    return total;
+  };
+  float t_fits = hi + 1.f, t_over = lo - static_cast<float>(max_level) - 1.f;
+  if (total_at(t_over) <= budget) t_fits = t_over;  // everything at full depth fits
+  for (int i = 0; i < 40 && t_fits - t_over > 1e-4f; ++i) {
+    const float mid = 0.5f * (t_fits + t_over);
+    (total_at(mid) <= budget ? t_fits : t_over) = mid;
+  }
+  int64_t spent = 0;
+  for (size_t k = 0; k < n; ++k) spent += levels[k] = static_cast<uint8_t>(LevelAt(log_s[k], t_fits, max_level));
+
+  // Spend what is left on the channels closest to rounding up.
+  int64_t left = budget - spent;
+  if (left <= 0) return;
+  thread_local std::vector<std::pair<float, uint32_t>> candidates;
+  candidates.clear();
+  for (size_t k = 0; k < n; ++k) {
+    if (levels[k] < max_level && std::isfinite(log_s[k])) {
+      candidates.push_back({log_s[k] - t_fits - static_cast<float>(levels[k]), static_cast<uint32_t>(k)});
+    }
+  }
+  left = std::min<int64_t>(left, static_cast<int64_t>(candidates.size()));
+  std::nth_element(candidates.begin(), candidates.begin() + left - 1, candidates.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int64_t i = 0; i < left; ++i) ++levels[candidates[static_cast<size_t>(i)].second];
+}
+
+}  // namespace grinqh
