@@ -61,12 +61,20 @@ absl::Status WithContext(const absl::Status& status, absl::string_view context) 
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
 
+// A real header nests three levels (header → tensor → shape); anything far deeper is
+// hostile, and would overflow the stack in nlohmann's recursive dump() of an error.
+constexpr int kMaxJsonDepth = 16;
+
 // Parses JSON text, refusing duplicate object keys at any depth (nlohmann would keep the
-// last one silently; the safetensors format forbids them). Throws json::exception.
+// last one silently; the safetensors format forbids them) and absurd nesting.
+// Throws json::exception.
 json ParseJsonNoDuplicates(const char* begin, const char* end, std::string* duplicate) {
   std::vector<std::set<std::string>> keys;
   bool dup = false;
-  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxJsonDepth) {
+      throw json::out_of_range::create(406, absl::StrCat("JSON nests deeper than ", kMaxJsonDepth, " levels"), nullptr);
+    }
     switch (event) {
       case json::parse_event_t::object_start:
         keys.emplace_back();

@@ -703,3 +703,25 @@ TEST_F(SafetensorsTest, FixtureResharded) {
 
 }  // namespace
 }  // namespace grinqh
+
+namespace grinqh {
+namespace {
+
+// Nesting deep enough to overflow a recursive walk is refused, not followed.
+TEST(SafetensorsHostileTest, DeeplyNestedHeaderIsRefused) {
+  const std::string header = "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":" + std::string(200000, '[') +
+                             std::string(200000, ']') + "}}";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) bytes[size_t(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  bytes += header;
+  const auto path = std::filesystem::temp_directory_path() / ("grinqh_deep_" + std::to_string(getpid()) + ".safetensors");
+  { std::ofstream(path, std::ios::binary) << bytes; }
+  auto file = SafetensorsFile::Open(path);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("nests deeper"), std::string::npos) << file.status();
+}
+
+}  // namespace
+}  // namespace grinqh
