@@ -90,8 +90,6 @@ void VisitTruncatedCodes(const BitPlaneView& view, std::span<const int> levels, 
 
 }  // namespace
 
-uint16_t HalfBits(float value) { return std::bit_cast<uint16_t>(static_cast<_Float16>(value)); }
-float HalfToFloat(uint16_t bits) { return static_cast<float>(std::bit_cast<_Float16>(bits)); }
 
 absl::Status BitPlaneShape::Validate() const {
   if (rows <= 0 || cols <= 0) {

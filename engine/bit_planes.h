@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/half.h"
 #include "engine/quant.h"
 
 namespace grinqh {
@@ -111,8 +112,5 @@ absl::StatusOr<std::vector<float>> DequantizeLevels(const BitPlaneView& view,
 // Every channel at the same level.
 absl::StatusOr<std::vector<float>> DequantizeLevel(const BitPlaneView& view, int level);
 
-// fp16 bit patterns <-> float (the stored form of scales and zeros).
-uint16_t HalfBits(float value);
-float HalfToFloat(uint16_t bits);
 
 }  // namespace grinqh

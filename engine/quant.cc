@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/half.h"
+
 namespace grinqh::quant {
 
-float RoundToHalf(float value) { return static_cast<float>(static_cast<_Float16>(value)); }
+float RoundToHalf(float value) { return HalfToFloat(HalfBits(value)); }
 
 float TruncatedCode(uint8_t code, int bits, int level) {
   const int dropped = bits - level;

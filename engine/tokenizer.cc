@@ -179,10 +179,16 @@ absl::Status ApplyTokenizerConfig(std::string_view config_text, const Tokenizer&
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_text) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_text,
+                                                                std::string_view tokenizer_config_json) {
   absl::StatusOr<TokenizerParts> parts = ParseTokenizerJson(json_text);
   if (!parts.ok()) return WithContext(parts.status(), "tokenizer.json");
-  return std::unique_ptr<Tokenizer>(new Tokenizer(std::make_unique<Impl>(*std::move(parts))));
+  std::unique_ptr<Tokenizer> tokenizer(new Tokenizer(std::make_unique<Impl>(*std::move(parts))));
+  if (!tokenizer_config_json.empty()) {
+    absl::Status status = ApplyTokenizerConfig(tokenizer_config_json, *tokenizer, *tokenizer->impl_);
+    if (!status.ok()) return WithContext(status, "tokenizer_config.json");
+  }
+  return tokenizer;
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::filesystem::path& path) {

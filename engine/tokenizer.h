@@ -21,7 +21,9 @@ namespace grinqh {
 class Tokenizer {
  public:
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromFile(const std::filesystem::path& path);
-  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromJson(std::string_view json_text);
+  // tokenizer.json text, and optionally tokenizer_config.json text for the BOS policy.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromJson(std::string_view json_text,
+                                                             std::string_view tokenizer_config_json = {});
   // tokenizer.json in model_dir, with the BOS policy of tokenizer_config.json where present.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromDirectory(const std::filesystem::path& model_dir);
   ~Tokenizer();

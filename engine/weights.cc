@@ -6,21 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/half.h"
 #include "engine/status_macros.h"
 
 namespace grinqh {
 namespace {
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  const uint32_t mant = h & 0x3FFu;
-  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));  // inf/nan
-  if (exp != 0) return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
-  // Subnormal half: value = mant × 2^-24.
-  const float magnitude = static_cast<float>(mant) * 0x1p-24f;
-  return sign ? -magnitude : magnitude;
-}
 
 // Weights are read in place as arrays of their element type, which needs natural
 // alignment; files written by Hugging Face always have it.

@@ -1,0 +1,88 @@
+#include "engine/bit_plane_matvec.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace grinqh::cpu {
+namespace {
+
+// acc[r] += v for every row r (< tile_rows) whose bit is set in the plane.
+inline void AddWhereSet(float* acc, const uint8_t* plane, int tile_rows, float v) {
+#if defined(__AVX512F__)
+  const __m512 value = _mm512_set1_ps(v);
+  for (int r = 0; r < tile_rows; r += 16) {
+    uint16_t mask;
+    std::memcpy(&mask, plane + r / 8, sizeof(mask));
+    const __m512 a = _mm512_loadu_ps(acc + r);
+    _mm512_storeu_ps(acc + r, _mm512_mask_add_ps(a, mask, a, value));
+  }
+#else
+  for (int r = 0; r < tile_rows; ++r) acc[r] += ((plane[r / 8] >> (r % 8)) & 1) ? v : 0.f;
+#endif
+}
+
+// The centre offset of a level: T_b(q) = top_b(q) + (2^(8−b) − 1) / 2.
+inline float Centre(int level) { return 0.5f * static_cast<float>((1 << (kCodeBits - level)) - 1); }
+
+// Rows of one tile.
+void Tile(const BitPlaneView& w, int tile, const float* x, const uint8_t* levels, float* y) {
+  const BitPlaneShape& s = w.shape;
+  const size_t plane_bytes = s.plane_bytes();
+  const int r0 = tile * s.tile_rows;
+  const int rows = std::min(s.tile_rows, s.rows - r0);
+  thread_local std::vector<float> acc;
+  acc.resize(static_cast<size_t>(s.tile_rows));
+  std::fill(y + r0, y + r0 + rows, 0.f);
+  for (int g = 0; g < s.groups(); ++g) {
+    const int k0 = g * s.group_size, k1 = std::min(s.cols, k0 + s.group_size);
+    std::fill(acc.begin(), acc.end(), 0.f);
+    float centre_sum = 0.f, x_sum = 0.f;  // Σ x_k c_b and Σ x_k over the group's read channels
+    bool read_any = false;
+    for (int k = k0; k < k1; ++k) {
+      const int level = levels[k];
+      if (level == 0) continue;
+      read_any = true;
+      x_sum += x[k];
+      centre_sum += x[k] * Centre(level);
+      const uint8_t* planes = w.planes + s.ChannelOffset(tile, k);
+      float weight = x[k] * static_cast<float>(1 << (kCodeBits - 1));  // x_k · 2^7 for the top plane
+      for (int j = 0; j < level; ++j, weight *= 0.5f) {
+        AddWhereSet(acc.data(), planes + static_cast<size_t>(j) * plane_bytes, s.tile_rows, weight);
+      }
+    }
+    if (!read_any) continue;  // a group of skipped channels needs no scales either
+    for (int r = 0; r < rows; ++r) {
+      const size_t p = static_cast<size_t>(r0 + r) * static_cast<size_t>(s.groups()) + static_cast<size_t>(g);
+      y[r0 + r] += HalfToFloat(w.scales[p]) * (acc[static_cast<size_t>(r)] + centre_sum - HalfToFloat(w.zeros[p]) * x_sum);
+    }
+  }
+}
+
+}  // namespace
+
+void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
+  pool.ParallelFor(w.shape.tiles(), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) Tile(w, static_cast<int>(t), x, levels, y);
+  });
+}
+
+size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels) {
+  size_t plane_bytes = 0, groups_read = 0;
+  for (int g = 0; g < shape.groups(); ++g) {
+    bool any = false;
+    for (int k = g * shape.group_size; k < std::min(shape.cols, (g + 1) * shape.group_size); ++k) {
+      plane_bytes += static_cast<size_t>(levels[k]) * shape.plane_bytes();
+      any = any || levels[k] > 0;
+    }
+    groups_read += any ? 1 : 0;
+  }
+  const size_t param_bytes = groups_read * static_cast<size_t>(shape.rows) * 2 * sizeof(uint16_t);
+  return plane_bytes * static_cast<size_t>(shape.tiles()) + param_bytes;
+}
+
+}  // namespace grinqh::cpu

@@ -1,0 +1,26 @@
+// GRINQH's decode product on the CPU: y = W x for one input row whose channels are read
+// at graded levels, straight from the nested bit-plane store (engine/bit_planes.h).
+//
+// Channel k at level b reads exactly its top b planes — b · tile_rows/8 contiguous bytes
+// per tile — and nothing of a level-0 channel. Within a group (where every row has one
+// scale s and zero z) the product splits as
+//   y_r += s_rg · (Σ_k x_k · T_b(q_rk) − z_rg · Σ_k x_k),   T_b(q) = top_b(q) + c_b,
+// and Σ_k x_k · top_b(q_rk) = Σ_k Σ_{j<b} x_k 2^(7−j) · plane_j(r, k): per plane, one masked
+// add of a broadcast value over the tile's rows (16 rows per AVX-512 instruction).
+#pragma once
+
+#include <cstdint>
+
+#include "engine/bit_planes.h"
+#include "engine/thread_pool.h"
+
+namespace grinqh::cpu {
+
+// levels[k] in 0..w.shape.stored_planes for each of the w.shape.cols input channels.
+void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, const uint8_t* levels, float* y);
+
+// Bytes of planes, scales and zeros that BitPlaneMatVec reads for these levels: the
+// honest "effective bits" numerator (a group's scales are read when any channel in it is).
+size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels);
+
+}  // namespace grinqh::cpu
