@@ -172,9 +172,11 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
       }
     }
   });
+  backend_->SetLayerLimit(layer + 1);
   const absl::Status run = RunCalibration(*backend_, calibration, layer == config_.num_layers, progress,
                                           absl::StrCat(stage, ": calibrating"));
   backend_->SetLinearInputObserver(nullptr);
+  backend_->SetLayerLimit(config_.num_layers);
   GRINQH_RETURN_IF_ERROR(run);
 
   if (options_.method == "gptq") {

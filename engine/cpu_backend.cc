@@ -101,7 +101,8 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
     }
   }
 
-  for (int l = 0; l < c.num_layers; ++l) {
+  const int layers = std::min(c.num_layers, layer_limit_);
+  for (int l = 0; l < layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
 
     // Attention block: x += o_proj(attention(rope(q), rope(k), v)) over the normed input.
@@ -131,6 +132,12 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
     Observe(l, LinearSite::kMlpOutput, gate_, rows, c.intermediate_size);
     Linear(gate_.data(), rows, {{&w.w_down, xn_.data()}});
     for (size_t i = 0; i < Rows(rows, hidden); ++i) x_[i] += xn_[i];
+  }
+
+  if (layers < c.num_layers) {  // calibration stopped early: no logits
+    for (const ForwardItem& item : items) static_cast<CpuKvCache*>(item.cache)->length_ += static_cast<int>(item.tokens.size());
+    logits.clear();
+    return absl::OkStatus();
   }
 
   // Final norm and LM head, only on the rows whose logits were asked for.
@@ -193,11 +200,10 @@ void CpuBackend::Attention(int layer, std::span<const ForwardItem> items) {
       const std::vector<float>& values = row_cache[row]->values[layer];
       scores.resize(static_cast<size_t>(length));
 
+      cpu::DotStrided(q, &keys[static_cast<size_t>(kv_head * c.head_dim)], static_cast<size_t>(kv_dim), length,
+                      c.head_dim, scores.data());
       float max_score = -std::numeric_limits<float>::infinity();
-      for (int p = 0; p < length; ++p) {
-        scores[p] = cpu::Dot(q, &keys[Rows(p, kv_dim) + static_cast<size_t>(kv_head * c.head_dim)], c.head_dim) * scale;
-        max_score = std::max(max_score, scores[p]);
-      }
+      for (int p = 0; p < length; ++p) max_score = std::max(max_score, scores[p] *= scale);
       float total = 0.f;
       for (int p = 0; p < length; ++p) total += scores[p] = std::exp(scores[p] - max_score);
 

@@ -27,6 +27,9 @@ class CpuBackend : public Backend {
 
   // Watches the input of every linear layer (calibration); empty to stop.
   void SetLinearInputObserver(LinearInputObserver observer) { observer_ = std::move(observer); }
+  // Calibration of layer l needs nothing after it: Forward runs only the first `layers`
+  // decoder layers and returns no logits. Any value >= num_layers runs the whole model.
+  void SetLayerLimit(int layers) { layer_limit_ = layers; }
 
  private:
   CpuBackend(const ModelConfig& config, const ModelWeights& weights, int num_threads);
@@ -43,6 +46,7 @@ class CpuBackend : public Backend {
   const std::vector<float> inv_freq_;
   ThreadPool pool_;
   LinearInputObserver observer_;
+  int layer_limit_ = 1 << 30;
 
   // Scratch, one row per token of the batch; reused across calls.
   std::vector<int> positions_;

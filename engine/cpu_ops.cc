@@ -7,6 +7,10 @@
 
 #include "engine/grading.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace grinqh::cpu {
 namespace {
 
@@ -74,6 +78,51 @@ void Dot4x4(const float* x, size_t x_stride, const float* const* w, int n, float
   y3[0] = a30, y3[1] = a31, y3[2] = a32, y3[3] = a33;
 }
 
+#if defined(__AVX512F__)
+// The GEMM path: a panel of kPanel weight rows is widened and packed k-major, so that
+// for each k one 32-wide vector pair of weights meets kTileRows broadcast inputs in a
+// 6 × 32 block of accumulators held in registers (the BLIS/Marlin micro-kernel shape).
+constexpr int kPanel = 32;
+constexpr int kTileRows = 6;
+constexpr int kPanelMinRows = 8;  // below this, packing costs more than it saves
+
+void PanelMatMul(const float* x, int rows, const Matrix& w, int n0, int n1, float* y) {
+  const int k_in = w.cols, n_out = w.rows, count = n1 - n0;
+  thread_local std::vector<float> panel, row;
+  panel.assign(static_cast<size_t>(k_in) * kPanel, 0.f);
+  row.resize(static_cast<size_t>(k_in));
+  for (int j = 0; j < count; ++j) {
+    WidenToFloat(w.dtype, w.row(n0 + j), row.data(), row.size());
+    for (int k = 0; k < k_in; ++k) panel[static_cast<size_t>(k) * kPanel + static_cast<size_t>(j)] = row[static_cast<size_t>(k)];
+  }
+  const __mmask16 lo_mask = static_cast<__mmask16>(count >= 16 ? 0xFFFF : (1u << count) - 1);
+  const __mmask16 hi_mask = static_cast<__mmask16>(count >= 32 ? 0xFFFF : count <= 16 ? 0 : (1u << (count - 16)) - 1);
+  for (int t0 = 0; t0 < rows; t0 += kTileRows) {
+    const int tile = std::min(kTileRows, rows - t0);
+    __m512 acc[kTileRows][2];
+    for (int i = 0; i < kTileRows; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float* xs[kTileRows];
+    for (int i = 0; i < kTileRows; ++i) {
+      xs[i] = x + static_cast<size_t>(t0 + std::min(i, tile - 1)) * static_cast<size_t>(k_in);
+    }
+    const float* p = panel.data();
+    for (int k = 0; k < k_in; ++k, p += kPanel) {
+      const __m512 b0 = _mm512_loadu_ps(p), b1 = _mm512_loadu_ps(p + 16);
+      for (int i = 0; i < kTileRows; ++i) {
+        const __m512 a = _mm512_set1_ps(xs[i][k]);
+        acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+      }
+    }
+    for (int i = 0; i < tile; ++i) {
+      float* yt = y + static_cast<size_t>(t0 + i) * static_cast<size_t>(n_out) + n0;
+      _mm512_mask_storeu_ps(yt, lo_mask, acc[i][0]);
+      _mm512_mask_storeu_ps(yt + 16, hi_mask, acc[i][1]);
+    }
+  }
+}
+#endif
+
 // Rows [n0, n1) of y = x W^T, n1 - n0 <= kRowBlock.
 void MatMulRows(const float* x, int rows, const Matrix& w, int n0, int n1, float* y) {
   const int n_out = w.rows;
@@ -123,25 +172,48 @@ float Dot(const float* a, const float* b, int n) {
   return acc;
 }
 
+void DotStrided(const float* x, const float* rows, size_t stride, int count, int n, float* out) {
+  const float* ptrs[4];
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    for (int j = 0; j < 4; ++j) ptrs[j] = rows + static_cast<size_t>(i + j) * stride;
+    DotRows(x, ptrs, 4, n, out + i);
+  }
+  for (; i < count; ++i) out[i] = Dot(x, rows + static_cast<size_t>(i) * stride, n);
+}
+
 void MatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, float* y) {
   MatMul(pool, x, rows, {{&w, y}});
 }
 
 void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<MatMulOutput> outputs) {
-  // Tasks are blocks of kRowBlock output rows, numbered across the matrices in turn.
+#if defined(__AVX512F__)
+  // Many input rows: a register-tiled GEMM over packed panels of weight rows.
+  const int block_rows = rows >= kPanelMinRows ? kPanel : kRowBlock;
+#else
+  const int block_rows = kRowBlock;
+#endif
+  // Tasks are blocks of output rows, numbered across the matrices in turn.
   std::vector<int64_t> first_block;
   int64_t blocks = 0;
   for (const MatMulOutput& out : outputs) {
     first_block.push_back(blocks);
-    blocks += (out.w->rows + kRowBlock - 1) / kRowBlock;
+    blocks += (out.w->rows + block_rows - 1) / block_rows;
   }
   pool.ParallelFor(blocks, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const size_t m = static_cast<size_t>(std::upper_bound(first_block.begin(), first_block.end(), b) -
                                            first_block.begin() - 1);
       const MatMulOutput& out = outputs.begin()[m];
-      const int n0 = static_cast<int>(b - first_block[m]) * kRowBlock;
-      MatMulRows(x, rows, *out.w, n0, std::min(out.w->rows, n0 + kRowBlock), out.y);
+      const int n0 = static_cast<int>(b - first_block[m]) * block_rows;
+      const int n1 = std::min(out.w->rows, n0 + block_rows);
+#if defined(__AVX512F__)
+      if (block_rows == kPanel) {
+        PanelMatMul(x, rows, *out.w, n0, n1, out.y);
+        continue;
+      }
+#endif
+      MatMulRows(x, rows, *out.w, n0, n1, out.y);
     }
   });
 }

@@ -39,4 +39,8 @@ void SiluMul(const float* gate, const float* up, float* out, int n);
 
 float Dot(const float* a, const float* b, int n);
 
+// out[i] = x · (rows + i · stride)[0..n) for i < count: dot products with rows of a
+// strided matrix (attention scores against cached keys), four chains at a time.
+void DotStrided(const float* x, const float* rows, size_t stride, int count, int n, float* out);
+
 }  // namespace grinqh::cpu
