@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "engine/model_config.h"
+#include "engine/weights.h"
 
 namespace grinqh {
 
@@ -34,15 +35,6 @@ struct ForwardItem {
   // these tokens' input channels, each channel graded by its own activation. 0 reads every
   // stored bit (full depth), as prefill does.
   float target_bits = 0.f;
-};
-
-// Where a linear layer's input comes from, for tools that watch those inputs (calibration).
-enum class LinearSite {
-  kAttentionInput,   // normed residual → q, k, v
-  kAttentionOutput,  // attention output → o
-  kMlpInput,         // normed residual → gate, up
-  kMlpOutput,        // silu(gate) · up → down
-  kLmHead,           // final normed residual → logits (only rows whose logits are computed)
 };
 
 // Called during Forward with the fp32 input rows [rows × cols] of each linear site.

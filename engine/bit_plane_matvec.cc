@@ -71,6 +71,10 @@ void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, con
   });
 }
 
+void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
+  for (int t = 0; t < w.shape.tiles(); ++t) Tile(w, t, x, levels, y);
+}
+
 size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels) {
   size_t plane_bytes = 0, groups_read = 0;
   for (int g = 0; g < shape.groups(); ++g) {

@@ -17,7 +17,10 @@
 namespace grinqh::cpu {
 
 // levels[k] in 0..w.shape.stored_planes for each of the w.shape.cols input channels.
+// The work splits over the tiles of output rows.
 void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, const uint8_t* levels, float* y);
+// The same on the calling thread (many rows at once split over rows instead).
+void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels, float* y);
 
 // Bytes of planes, scales and zeros that BitPlaneMatVec reads for these levels: the
 // honest "effective bits" numerator (a group's scales are read when any channel in it is).

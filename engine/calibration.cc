@@ -38,6 +38,19 @@ constexpr int kAwqSampleStride = 8;
 
 }  // namespace
 
+std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int cols) {
+  std::vector<double> sums(static_cast<size_t>(cols), 0.0);
+  for (size_t r = 0; r < static_cast<size_t>(rows); ++r) {
+    for (size_t c = 0; c < static_cast<size_t>(cols); ++c) {
+      const double w = weights[r * static_cast<size_t>(cols) + c];
+      sums[c] += w * w;
+    }
+  }
+  std::vector<float> norms(sums.size());
+  for (size_t c = 0; c < sums.size(); ++c) norms[c] = static_cast<float>(std::sqrt(sums[c]));
+  return norms;
+}
+
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows) {
   std::vector<std::vector<int32_t>> windows;
   for (size_t start = 0; start + static_cast<size_t>(length) <= ids.size() &&
@@ -47,23 +60,6 @@ std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int 
                          ids.begin() + static_cast<std::ptrdiff_t>(start) + length);
   }
   return windows;
-}
-
-std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfig& config) {
-  std::vector<LinearLayerRef> out;
-  for (int i = 0; i < config.num_layers; ++i) {
-    LayerWeights& l = weights.layers[static_cast<size_t>(i)];
-    const std::string p = absl::StrCat("model.layers.", i, ".");
-    out.push_back({p + "self_attn.q_proj.weight", i, LinearSite::kAttentionInput, &l.wq});
-    out.push_back({p + "self_attn.k_proj.weight", i, LinearSite::kAttentionInput, &l.wk});
-    out.push_back({p + "self_attn.v_proj.weight", i, LinearSite::kAttentionInput, &l.wv});
-    out.push_back({p + "self_attn.o_proj.weight", i, LinearSite::kAttentionOutput, &l.wo});
-    out.push_back({p + "mlp.gate_proj.weight", i, LinearSite::kMlpInput, &l.w_gate});
-    out.push_back({p + "mlp.up_proj.weight", i, LinearSite::kMlpInput, &l.w_up});
-    out.push_back({p + "mlp.down_proj.weight", i, LinearSite::kMlpOutput, &l.w_down});
-  }
-  out.push_back({"lm_head.weight", config.num_layers, LinearSite::kLmHead, &weights.lm_head});
-  return out;
 }
 
 std::string BaselineOptions::Name() const { return absl::StrCat(method, "-", bits); }
@@ -79,29 +75,19 @@ void QuantizedVariant::Replace(Matrix& matrix, std::vector<float> values) {
                   matrix.nested};
 }
 
-void QuantizedVariant::MakeNested(Matrix& matrix) {
-  const quant::QuantizedMatrix q =
-      quant::QuantizeRtn(ToFloat(matrix), matrix.rows, matrix.cols, options_.bits, options_.group_size);
+absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
+  const std::vector<float> weights = ToFloat(matrix);
+  const quant::QuantizedMatrix q = quant::QuantizeRtn(weights, matrix.rows, matrix.cols, 8, options_.group_size);
   auto nested = std::make_unique<NestedLinear>();
-  nested->max_level = options_.bits;
-  nested->levels.resize(static_cast<size_t>(options_.bits) + 1);
-  for (int b = 1; b <= options_.bits; ++b) {
-    nested->levels[static_cast<size_t>(b)] = matrix;
-    Replace(nested->levels[static_cast<size_t>(b)], q.DequantizeLevel(b));
-  }
-  // The grading statistic: the norm of each input channel's column at full depth.
-  const std::vector<float>& full = storage_.back();
-  nested->channel_scale.assign(static_cast<size_t>(matrix.cols), 0.f);
-  for (size_t r = 0; r < static_cast<size_t>(matrix.rows); ++r) {
-    for (size_t c = 0; c < static_cast<size_t>(matrix.cols); ++c) {
-      const float w = full[r * static_cast<size_t>(matrix.cols) + c];
-      nested->channel_scale[c] += w * w;
-    }
-  }
-  for (float& v : nested->channel_scale) v = std::sqrt(v);
-  matrix = nested->levels.back();  // full depth for ungraded rows (prefill)
+  GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, kGrinqhTileRows, options_.bits));
+  planes_.push_back(std::make_unique<BitPlaneMatrix>(std::move(packed)));
+  nested->planes = planes_.back()->view();
+  // Ungraded rows (prefill) read the full stored depth as a dense matrix.
+  Replace(matrix, q.DequantizeLevel(options_.bits));
+  nested->channel_scale = ColumnNorms(storage_.back(), matrix.rows, matrix.cols);
   matrix.nested = nested.get();
   nested_.push_back(std::move(nested));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
@@ -140,7 +126,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
   const std::string stage = layer < config_.num_layers ? absl::StrCat("layer ", layer) : std::string("lm_head");
 
   if (options_.method == "grinqh") {
-    for (const LinearLayerRef& t : targets) MakeNested(*t.matrix);
+    for (const LinearLayerRef& t : targets) GRINQH_RETURN_IF_ERROR(MakeNested(*t.matrix));
     if (progress) progress(stage, 1.0);
     return absl::OkStatus();
   }

@@ -14,22 +14,22 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/bit_planes.h"
 #include "engine/cpu_backend.h"
 #include "engine/model.h"
 
 namespace grinqh {
 
+// Output rows per tile of the bit-plane store: a plane of a 256-row tile is 32 bytes, one
+// GPU memory sector, so reading level b of a channel touches b sectors and no more.
+inline constexpr int kGrinqhTileRows = 256;
+
+// The norm of each input channel's column of a [rows × cols] matrix: GRINQH's grading
+// statistic c_k (the importance of channel k is |x_k| · c_k).
+std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int cols);
+
 // Consecutive, non-overlapping windows of `length` tokens, at most `max_windows` of them.
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows);
-
-// A linear layer of the decoder or the LM head, as calibration sees it.
-struct LinearLayerRef {
-  std::string name;  // the Hugging Face tensor name
-  int layer;         // decoder layer; num_layers for the LM head
-  LinearSite site;   // whose input it reads
-  Matrix* matrix;
-};
-std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfig& config);
 
 struct BaselineOptions {
   std::string method = "rtn";  // rtn | gptq | awq | grinqh (nested 8-bit codes, graded at decode)
@@ -60,8 +60,8 @@ class QuantizedVariant {
  private:
   QuantizedVariant() = default;
   void Replace(Matrix& matrix, std::vector<float> values);
-  // Nested codes for GRINQH: every level's weights plus the grading statistic.
-  void MakeNested(Matrix& matrix);
+  // GRINQH: nested 8-bit codes in bit planes, plus the grading statistic.
+  absl::Status MakeNested(Matrix& matrix);
   absl::Status QuantizeLayers(int layer, std::span<const std::vector<int32_t>> calibration,
                               const ProgressFn& progress);
   // AWQ for the layers of one decoder layer, from subsampled inputs per site.
@@ -74,6 +74,7 @@ class QuantizedVariant {
   ModelWeights weights_;
   std::vector<std::vector<float>> storage_;  // the fp32 weights that replaced the views
   std::vector<std::unique_ptr<NestedLinear>> nested_;
+  std::vector<std::unique_ptr<BitPlaneMatrix>> planes_;
   std::unique_ptr<CpuBackend> backend_;
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/bit_plane_matvec.h"
 #include "engine/grading.h"
 
 #if defined(__AVX512F__)
@@ -221,32 +222,29 @@ void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<Ma
 void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, const float* row_targets, float* y) {
   const NestedLinear& nested = *w.nested;
   const size_t k_in = static_cast<size_t>(w.cols), n_out = static_cast<size_t>(w.rows);
-  thread_local std::vector<uint8_t> levels;
-  thread_local std::vector<float> masked, partial;
-  levels.resize(static_cast<size_t>(rows) * k_in);
-  for (int t = 0; t < rows; ++t) {
-    const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
-    const std::span<uint8_t> lt(levels.data() + static_cast<size_t>(t) * k_in, k_in);
+  const auto grade = [&](int t, std::span<uint8_t> levels) {
     if (row_targets[t] <= 0.f) {
-      std::fill(lt.begin(), lt.end(), static_cast<uint8_t>(nested.max_level));
+      std::fill(levels.begin(), levels.end(), static_cast<uint8_t>(nested.max_level()));
     } else {
-      GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level, lt);
+      GradeRow({x + static_cast<size_t>(t) * k_in, k_in}, nested.channel_scale, row_targets[t], nested.max_level(),
+               levels);
     }
+  };
+  if (rows == 1) {  // decode: one row, the work splits over the weights' tiles
+    thread_local std::vector<uint8_t> levels;
+    levels.resize(k_in);
+    grade(0, levels);
+    BitPlaneMatVec(pool, nested.planes, x, levels.data(), y);
+    return;
   }
-  masked.resize(static_cast<size_t>(rows) * k_in);
-  partial.resize(static_cast<size_t>(rows) * n_out);
-  std::fill(y, y + static_cast<size_t>(rows) * n_out, 0.f);
-  for (int b = 1; b <= nested.max_level; ++b) {
-    bool any = false;
-    for (size_t i = 0; i < masked.size(); ++i) {
-      const bool at_level = levels[i] == b;
-      masked[i] = at_level ? x[i] : 0.f;
-      any = any || at_level;
+  pool.ParallelFor(rows, [&](int64_t begin, int64_t end) {  // many rows: one row per task
+    thread_local std::vector<uint8_t> levels;
+    levels.resize(k_in);
+    for (int64_t t = begin; t < end; ++t) {
+      grade(static_cast<int>(t), levels);
+      BitPlaneMatVec(nested.planes, x + static_cast<size_t>(t) * k_in, levels.data(), y + static_cast<size_t>(t) * n_out);
     }
-    if (!any) continue;
-    MatMul(pool, masked.data(), rows, nested.levels[static_cast<size_t>(b)], partial.data());
-    for (size_t i = 0; i < partial.size(); ++i) y[i] += partial[i];
-  }
+  });
 }
 
 void RmsNorm(const float* x, const float* weight, float* out, int n, float eps) {

@@ -22,9 +22,8 @@ struct MatMulOutput {
 void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<MatMulOutput> outputs);
 
 // y = W x with each row's input channels read at graded levels: row t's channels are
-// graded by GradeRow at row_targets[t] (0 = every channel at full depth) against
-// w.nested, then y[t] = Σ_k x[t,k] · W_{level(t,k)}[:, k]. The reference path: each level's
-// weights are dense, and the product is a sum of dense products of masked inputs.
+// graded by GradeRow at row_targets[t] (0 = every channel at full stored depth) against
+// w.nested, and each row's product reads only the bit planes its levels need.
 void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, const float* row_targets, float* y);
 
 // out = x / rms(x) * weight, over n elements (HF's RMSNorm in fp32). out may alias x.

@@ -73,6 +73,15 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
     return absl::InvalidArgumentError("stop strings need a tokenizer, and this model has none");
   }
   GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
+  if (request.decode_bits != 0.f) {
+    if (model.max_decode_bits() == 0) {
+      return absl::InvalidArgumentError("decode bits need a GRINQH model (.grinqh); this model decodes at full precision");
+    }
+    if (!(request.decode_bits > 0.f && request.decode_bits <= static_cast<float>(model.max_decode_bits()))) {
+      return absl::InvalidArgumentError(absl::StrCat("decode bits ", request.decode_bits, " is outside this model's range (0, ",
+                                                     model.max_decode_bits(), "]"));
+    }
+  }
 
   Backend& backend = model.backend();
   std::unique_ptr<KvCache> cache = backend.NewCache();
@@ -110,7 +119,7 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
       result.finish_reason = FinishReason::kLength;
       break;
     }
-    item = ForwardItem{cache.get(), std::span<const int32_t>(&result.tokens.back(), 1), false};
+    item = ForwardItem{cache.get(), std::span<const int32_t>(&result.tokens.back(), 1), false, request.decode_bits};
     GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
   }
   // Text still held back (a split character, a partial stop string) ends the stream.

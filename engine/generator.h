@@ -25,6 +25,9 @@ struct GenerationRequest {
   // anything after it are not returned. Needs the model's tokenizer.
   std::vector<std::string> stop;
   bool stop_at_eos = true;
+  // GRINQH: average bits per weight each decode step reads (prefill reads the full stored
+  // depth). 0 decodes at full depth; otherwise (0, model.max_decode_bits()].
+  float decode_bits = 0.f;
 };
 
 struct GenerationResult {

@@ -8,14 +8,17 @@ namespace grinqh {
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& dir,
                                                    const ModelOptions& options) {
+  if (std::filesystem::is_regular_file(dir)) return LoadGrinqh(dir, options);
   if (!std::filesystem::is_directory(dir)) {
-    return absl::NotFoundError(absl::StrCat("model directory ", dir.string(), " does not exist"));
+    return absl::NotFoundError(absl::StrCat("model ", dir.string(), " does not exist"));
   }
   std::unique_ptr<Model> model(new Model());
   model->options_ = options;
   GRINQH_ASSIGN_OR_RETURN(model->config_, ModelConfig::FromDirectory(dir));
   GRINQH_ASSIGN_OR_RETURN(model->checkpoint_, Checkpoint::Open(dir));
-  GRINQH_ASSIGN_OR_RETURN(model->weights_, LoadWeights(*model->checkpoint_, model->config_));
+  const Checkpoint& checkpoint = *model->checkpoint_;
+  GRINQH_ASSIGN_OR_RETURN(model->weights_,
+                          LoadWeights([&](const std::string& name) { return checkpoint.Get(name); }, model->config_));
   if (std::filesystem::exists(dir / "tokenizer.json")) {
     GRINQH_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::FromDirectory(dir));
   }

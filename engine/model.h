@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/grinqh_file.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 #include "engine/tokenizer.h"
@@ -20,9 +21,9 @@ struct ModelOptions {
 
 class Model {
  public:
-  // A Hugging Face model directory: config.json, model.safetensors (or shards with an
-  // index), and optionally tokenizer.json (+ tokenizer_config.json).
-  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::filesystem::path& dir,
+  // A Hugging Face model directory (config.json, model.safetensors or shards with an
+  // index, optionally tokenizer.json + tokenizer_config.json), or a .grinqh file.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::filesystem::path& path,
                                                      const ModelOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
@@ -31,15 +32,27 @@ class Model {
   Backend& backend() { return *backend_; }
   // Null when the directory has no tokenizer.json: generation then takes token ids.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // GRINQH: the deepest level decode can read (the stored hierarchy's depth); 0 for a
+  // model without nested weights, which decodes at full precision only.
+  int max_decode_bits() const { return max_decode_bits_; }
 
  private:
   Model() = default;
+  // The .grinqh path of Load (engine/grinqh_model.cc).
+  static absl::StatusOr<std::unique_ptr<Model>> LoadGrinqh(const std::filesystem::path& path,
+                                                           const ModelOptions& options);
   ModelConfig config_;
   ModelOptions options_;
   std::unique_ptr<Checkpoint> checkpoint_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
+  // A .grinqh model: the mapped file, the full-depth weights dequantized for prefill, and
+  // the nested store each linear layer's graded rows read.
+  std::unique_ptr<GrinqhFile> grinqh_file_;
+  std::vector<std::vector<float>> full_depth_;
+  std::vector<std::unique_ptr<NestedLinear>> nested_;
+  int max_decode_bits_ = 0;
 };
 
 }  // namespace grinqh

@@ -33,10 +33,10 @@ absl::Status CheckShape(const TensorView& t, std::vector<int64_t> want) {
 
 class Loader {
  public:
-  explicit Loader(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  explicit Loader(const TensorLookup& lookup) : lookup_(lookup) {}
 
   absl::StatusOr<Matrix> LoadMatrix(const std::string& name, int rows, int cols) {
-    auto t = checkpoint_.Get(name);
+    auto t = lookup_(name);
     if (!t.ok()) return t.status();
     GRINQH_RETURN_IF_ERROR(CheckShape(*t, {rows, cols}));
     GRINQH_RETURN_IF_ERROR(CheckAligned(*t));
@@ -44,7 +44,7 @@ class Loader {
   }
 
   absl::StatusOr<std::vector<float>> LoadVector(const std::string& name, int size) {
-    auto t = checkpoint_.Get(name);
+    auto t = lookup_(name);
     if (!t.ok()) return t.status();
     GRINQH_RETURN_IF_ERROR(CheckShape(*t, {size}));
     GRINQH_RETURN_IF_ERROR(CheckAligned(*t));
@@ -54,7 +54,7 @@ class Loader {
   }
 
  private:
-  const Checkpoint& checkpoint_;
+  const TensorLookup& lookup_;
 };
 
 }  // namespace
@@ -86,8 +86,8 @@ size_t ModelWeights::DecodeBytes() const {
   return total;
 }
 
-absl::StatusOr<ModelWeights> LoadWeights(const Checkpoint& checkpoint, const ModelConfig& c) {
-  Loader load(checkpoint);
+absl::StatusOr<ModelWeights> LoadWeights(const TensorLookup& lookup, const ModelConfig& c) {
+  Loader load(lookup);
   ModelWeights w;
   const int q_dim = c.num_heads * c.head_dim;
   const int kv_dim = c.num_kv_heads * c.head_dim;
@@ -116,6 +116,23 @@ absl::StatusOr<ModelWeights> LoadWeights(const Checkpoint& checkpoint, const Mod
     GRINQH_ASSIGN_OR_RETURN(w.lm_head, load.LoadMatrix("lm_head.weight", c.vocab_size, c.hidden_size));
   }
   return w;
+}
+
+std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfig& config) {
+  std::vector<LinearLayerRef> out;
+  for (int i = 0; i < config.num_layers; ++i) {
+    LayerWeights& l = weights.layers[static_cast<size_t>(i)];
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    out.push_back({p + "self_attn.q_proj.weight", i, LinearSite::kAttentionInput, &l.wq});
+    out.push_back({p + "self_attn.k_proj.weight", i, LinearSite::kAttentionInput, &l.wk});
+    out.push_back({p + "self_attn.v_proj.weight", i, LinearSite::kAttentionInput, &l.wv});
+    out.push_back({p + "self_attn.o_proj.weight", i, LinearSite::kAttentionOutput, &l.wo});
+    out.push_back({p + "mlp.gate_proj.weight", i, LinearSite::kMlpInput, &l.w_gate});
+    out.push_back({p + "mlp.up_proj.weight", i, LinearSite::kMlpInput, &l.w_up});
+    out.push_back({p + "mlp.down_proj.weight", i, LinearSite::kMlpOutput, &l.w_down});
+  }
+  out.push_back({"lm_head.weight", config.num_layers, LinearSite::kLmHead, &weights.lm_head});
+  return out;
 }
 
 }  // namespace grinqh

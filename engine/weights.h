@@ -6,9 +6,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/bit_planes.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 
@@ -29,12 +32,13 @@ struct Matrix {
   const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(); }
 };
 
-// One linear layer stored as nested 8-bit codes, as the CPU backend reads it when a row is
-// graded: the weights read at each level, and the per-channel statistic of the grading rule.
+// One linear layer stored as GRINQH's nested 8-bit codes (engine/bit_planes.h), as the
+// CPU backend reads it when a row is graded; the dense Matrix beside it is the full-depth
+// weights that ungraded rows (prefill) use.
 struct NestedLinear {
-  int max_level = 8;
-  std::vector<Matrix> levels;        // levels[b] for b = 1..max_level ([0] unused), fp32
+  BitPlaneView planes;
   std::vector<float> channel_scale;  // c_k of the grading rule, one per input channel
+  int max_level() const { return planes.shape.stored_planes; }
 };
 
 struct LayerWeights {
@@ -55,9 +59,31 @@ struct ModelWeights {
   size_t DecodeBytes() const;
 };
 
+// Where LoadWeights finds a tensor by its Hugging Face name: a checkpoint, or a .grinqh file.
+using TensorLookup = std::function<absl::StatusOr<TensorView>(const std::string& name)>;
+
 // Finds every tensor the config implies, checking names, shapes and dtypes.
-// The views stay valid while `checkpoint` lives.
-absl::StatusOr<ModelWeights> LoadWeights(const Checkpoint& checkpoint, const ModelConfig& config);
+// The views stay valid while what `lookup` reads from lives.
+absl::StatusOr<ModelWeights> LoadWeights(const TensorLookup& lookup, const ModelConfig& config);
+
+// Where a linear layer's input comes from, for tools that watch those inputs (calibration).
+enum class LinearSite {
+  kAttentionInput,   // normed residual → q, k, v
+  kAttentionOutput,  // attention output → o
+  kMlpInput,         // normed residual → gate, up
+  kMlpOutput,        // silu(gate) · up → down
+  kLmHead,           // final normed residual → logits (only rows whose logits are computed)
+};
+
+// A linear layer of the decoder or the LM head, by its Hugging Face tensor name.
+struct LinearLayerRef {
+  std::string name;
+  int layer;        // decoder layer; num_layers for the LM head
+  LinearSite site;  // whose input it reads
+  Matrix* matrix;
+};
+// Every linear layer, in forward order, the LM head last (untied from the embedding).
+std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfig& config);
 
 // Widens n elements of a stored vector/row to fp32.
 void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n);

@@ -13,5 +13,6 @@ absl::Status RunGenerate(const std::vector<std::string>& args);
 absl::Status RunTokenize(const std::vector<std::string>& args);
 absl::Status RunBench(const std::vector<std::string>& args);
 absl::Status RunEval(const std::vector<std::string>& args);
+absl::Status RunQuantize(const std::vector<std::string>& args);
 
 }  // namespace grinqh

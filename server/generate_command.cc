@@ -30,7 +30,7 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
 absl::Status RunGenerate(const std::vector<std::string>& args) {
   GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args,
                              {"model", "prompt", "prompt-ids", "max-tokens", "temperature", "top-k", "top-p",
-                              "seed", "stop", "threads"},
+                              "seed", "stop", "threads", "bits"},
                              {"json", "no-bos"}));
   if (!flags.Has("model")) return absl::InvalidArgumentError("--model is required");
   if (flags.Has("prompt") == flags.Has("prompt-ids")) {
@@ -45,6 +45,7 @@ absl::Status RunGenerate(const std::vector<std::string>& args) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, options.num_threads));
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("temperature", request.sampling.temperature));
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("top-p", request.sampling.top_p));
+  GRINQH_RETURN_IF_ERROR(flags.ReadFloat("bits", request.decode_bits));
   GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
   if (auto stop = flags.String("stop")) request.stop.push_back(*stop);
 

@@ -14,6 +14,9 @@ commands:
              --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N=128]
              [--temperature T=0 (greedy)] [--top-k K] [--top-p P] [--seed S] [--stop TEXT]
              [--threads N] [--no-bos] [--json]
+             [--bits B]  GRINQH models: average bits per weight read at each decode step
+  quantize   write a GRINQH model file (nested 8-bit codes, graded at decode)
+             --model HF_DIR --out MODEL.grinqh [--group-size 128] [--max-bits 8]
   tokenize   print the token ids of a text as JSON
              (--model DIR | --tokenizer tokenizer.json) --text TEXT [--add-special-tokens]
   bench      prefill and decode speed
@@ -39,6 +42,8 @@ int main(int argc, char** argv) {
     status = grinqh::RunGenerate(rest);
   } else if (command == "tokenize") {
     status = grinqh::RunTokenize(rest);
+  } else if (command == "quantize") {
+    status = grinqh::RunQuantize(rest);
   } else if (command == "eval") {
     status = grinqh::RunEval(rest);
   } else if (command == "bench") {

@@ -44,5 +44,16 @@ expect "both prompts" 2 'exactly one of --prompt and --prompt-ids' -- \
   "$grinqh" generate --model "$model" --prompt x --prompt-ids 1
 expect "unknown command" 2 "unknown command 'fly'" -- "$grinqh" fly
 
+# GRINQH: quantize the bundled model, then decode it at a graded depth.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+expect "quantize" 0 'wrote .*tiny.grinqh' -- "$grinqh" quantize --model "$model" --out "$tmp/tiny.grinqh"
+expect "generate at 3 bits" 0 '"finish_reason":"length"' -- \
+  "$grinqh" generate --model "$tmp/tiny.grinqh" --prompt-ids 0,779,1568,383,488,201 --max-tokens 4 --bits 3 --json
+expect "bits above the stored depth" 2 "outside this model's range" -- \
+  "$grinqh" generate --model "$tmp/tiny.grinqh" --prompt x --bits 9
+expect "bits on a plain model" 2 'need a GRINQH model' -- "$grinqh" generate --model "$model" --prompt x --bits 3
+expect "not a model file" 2 'not a .grinqh file' -- "$grinqh" generate --model "$model/config.json" --prompt x
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
