@@ -1,6 +1,7 @@
 #include "engine/calibration.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +52,39 @@ std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int col
   return norms;
 }
 
+std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level) {
+  const size_t rows = static_cast<size_t>(q.rows), cols = static_cast<size_t>(q.cols), m = static_cast<size_t>(max_level);
+  std::vector<double> error((m + 1) * cols, 0.0);  // E_k(b), b = 0..max_level
+  for (size_t b = 0; b <= m; ++b) {
+    const std::vector<float> w_b = q.DequantizeLevel(static_cast<int>(b));
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t c = 0; c < cols; ++c) {
+        const double d = double(weights[r * cols + c]) - w_b[r * cols + c];
+        error[b * cols + c] += d * d;
+      }
+    }
+  }
+  // A level above the lower convex hull of (b, E(b)) is never worth its bits on its own
+  // (level 1 often errs more than skipping: it reconstructs near-zero weights at ±range/4),
+  // so every level gets the slope of the hull segment it lies on: gains then fall with
+  // depth, and a threshold takes whole segments.
+  std::vector<float> gains(cols * m);
+  for (size_t c = 0; c < cols; ++c) {
+    size_t from = 0;
+    while (from < m) {
+      size_t best_to = from + 1;
+      double best_slope = -std::numeric_limits<double>::infinity();
+      for (size_t to = from + 1; to <= m; ++to) {
+        const double slope = (error[from * cols + c] - error[to * cols + c]) / double(to - from);
+        if (slope > best_slope) best_slope = slope, best_to = to;
+      }
+      for (size_t b = from + 1; b <= best_to; ++b) gains[c * m + b - 1] = static_cast<float>(best_slope);
+      from = best_to;
+    }
+  }
+  return gains;
+}
+
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows) {
   std::vector<std::vector<int32_t>> windows;
   for (size_t start = 0; start + static_cast<size_t>(length) <= ids.size() &&
@@ -62,7 +96,9 @@ std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int 
   return windows;
 }
 
-std::string BaselineOptions::Name() const { return absl::StrCat(method, "-", bits); }
+std::string BaselineOptions::Name() const {
+  return method == "grinqh" && grading == "gains" ? absl::StrCat(method, "-gains-", bits) : absl::StrCat(method, "-", bits);
+}
 
 double BaselineOptions::EffectiveBits(double decode_bits) const {
   return (method == "grinqh" && decode_bits > 0 ? decode_bits : bits) + 32.0 / group_size;
@@ -85,6 +121,7 @@ absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
   // Ungraded rows (prefill) read the full stored depth as a dense matrix.
   Replace(matrix, q.DequantizeLevel(options_.bits));
   nested->channel_scale = ColumnNorms(storage_.back(), matrix.rows, matrix.cols);
+  if (options_.grading == "gains") nested->level_gains = LevelGains(weights, q, options_.bits);
   matrix.nested = nested.get();
   nested_.push_back(std::move(nested));
   return absl::OkStatus();
@@ -101,6 +138,9 @@ absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
     return absl::InvalidArgumentError(absl::StrCat("bits must be in [1, 8], got ", options.bits));
   }
   if (options.group_size < 1) return absl::InvalidArgumentError("group size must be positive");
+  if (options.grading != "statistic" && options.grading != "gains") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown grading '", options.grading, "' (statistic or gains)"));
+  }
   if ((options.method == "gptq" || options.method == "awq") && calibration.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(options.method, " needs calibration text"));
   }

@@ -17,6 +17,7 @@
 #include "engine/bit_planes.h"
 #include "engine/cpu_backend.h"
 #include "engine/model.h"
+#include "engine/quant.h"
 
 namespace grinqh {
 
@@ -28,6 +29,10 @@ inline constexpr int kGrinqhTileRows = 256;
 // statistic c_k (the importance of channel k is |x_k| · c_k).
 std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int cols);
 
+// GradeRowByGains' table for a matrix: per input channel, how much the column's squared
+// error against `weights` drops with each level read, [cols × max_level].
+std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level);
+
 // Consecutive, non-overlapping windows of `length` tokens, at most `max_windows` of them.
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows);
 
@@ -35,6 +40,10 @@ struct BaselineOptions {
   std::string method = "rtn";  // rtn | gptq | awq | grinqh (nested 8-bit codes, graded at decode)
   int bits = 4;                // stored bits per weight (grinqh: the depth of the hierarchy)
   int group_size = 128;
+  // GRINQH's grading rule: "statistic" (water-filling on |x_k| · column norm) or "gains"
+  // (each channel's measured error curve, GradeRowByGains; its table is per-channel
+  // metadata that decode would read, not yet counted in effective bits or stored in files).
+  std::string grading = "statistic";
 
   std::string Name() const;         // e.g. "gptq-3"
   // Bits read per weight, an fp16 scale and zero per group included. GRINQH reads

@@ -226,8 +226,12 @@ void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, c
     if (row_targets[t] <= 0.f) {
       std::fill(levels.begin(), levels.end(), static_cast<uint8_t>(nested.max_level()));
     } else {
-      GradeRow({x + static_cast<size_t>(t) * k_in, k_in}, nested.channel_scale, row_targets[t], nested.max_level(),
-               levels);
+      const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
+      if (nested.level_gains.empty()) {
+        GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level(), levels);
+      } else {
+        GradeRowByGains(xt, nested.level_gains, row_targets[t], nested.max_level(), levels);
+      }
     }
   };
   if (rows == 1) {  // decode: one row, the work splits over the weights' tiles

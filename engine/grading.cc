@@ -63,3 +63,60 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
 }
 
 }  // namespace grinqh
+
+namespace grinqh {
+
+void GradeRowByGains(std::span<const float> x, std::span<const float> gains, float target, int max_level,
+                     std::span<uint8_t> levels) {
+  const size_t n = x.size();
+  const size_t m = static_cast<size_t>(max_level);
+  const int64_t budget = std::llround(static_cast<double>(target) * static_cast<double>(n));
+  std::fill(levels.begin(), levels.end(), uint8_t{0});
+  if (budget <= 0) return;
+  // In log2: channel k reads level b when log2 x_k² + log2 g_k(b) >= log2 λ.
+  thread_local std::vector<float> score;
+  score.resize(n * m);
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (size_t k = 0; k < n; ++k) {
+    const float log_x2 = x[k] != 0.f ? 2.f * std::log2(std::abs(x[k])) : -std::numeric_limits<float>::infinity();
+    for (size_t b = 0; b < m; ++b) {
+      const float g = gains[k * m + b];
+      const float v = g > 0.f ? log_x2 + std::log2(g) : -std::numeric_limits<float>::infinity();
+      score[k * m + b] = v;
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+  }
+  if (!(hi >= lo)) return;
+  const auto levels_at = [&](float threshold, bool write) {
+    int64_t total = 0;
+    for (size_t k = 0; k < n; ++k) {
+      size_t b = 0;
+      while (b < m && score[k * m + b] >= threshold) ++b;  // gains fall with depth: stop at the first miss
+      total += static_cast<int64_t>(b);
+      if (write) levels[k] = static_cast<uint8_t>(b);
+    }
+    return total;
+  };
+  float fits = hi + 1.f, over = lo - 1.f;
+  if (levels_at(over, false) <= budget) fits = over;
+  for (int i = 0; i < 40 && fits - over > 1e-4f; ++i) {
+    const float mid = 0.5f * (fits + over);
+    (levels_at(mid, false) <= budget ? fits : over) = mid;
+  }
+  int64_t left = budget - levels_at(fits, true);
+  // The remainder goes to the channels whose next level gains the most.
+  thread_local std::vector<std::pair<float, uint32_t>> next;
+  next.clear();
+  for (size_t k = 0; k < n; ++k) {
+    if (levels[k] < max_level && std::isfinite(score[k * m + levels[k]])) {
+      next.push_back({score[k * m + levels[k]], static_cast<uint32_t>(k)});
+    }
+  }
+  left = std::min<int64_t>(left, static_cast<int64_t>(next.size()));
+  if (left <= 0) return;
+  std::nth_element(next.begin(), next.begin() + left - 1, next.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int64_t i = 0; i < left; ++i) ++levels[next[static_cast<size_t>(i)].second];
+}
+
+}  // namespace grinqh

@@ -20,3 +20,15 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
               std::span<uint8_t> levels);
 
 }  // namespace grinqh
+
+namespace grinqh {
+
+// The same budget, allocated by each channel's measured error curve instead of a single
+// statistic: gains[k·max_level + b−1] = E_k(b−1) − E_k(b), the drop in the column's squared
+// error from reading level b instead of b−1. Channel k reads every level whose gain,
+// weighted by x_k², reaches a common threshold λ (the Lagrangian of min Σ x_k² E_k(b_k)
+// subject to Σ b_k = budget); λ is found by bisection, the remainder spent greedily.
+void GradeRowByGains(std::span<const float> x, std::span<const float> gains, float target, int max_level,
+                     std::span<uint8_t> levels);
+
+}  // namespace grinqh

@@ -38,6 +38,9 @@ struct Matrix {
 struct NestedLinear {
   BitPlaneView planes;
   std::vector<float> channel_scale;  // c_k of the grading rule, one per input channel
+  // When not empty, grading follows each channel's measured error curve instead
+  // (GradeRowByGains): [cols × max_level] gains.
+  std::vector<float> level_gains;
   int max_level() const { return planes.shape.stored_planes; }
 };
 

@@ -19,7 +19,7 @@
 namespace grinqh {
 namespace {
 
-// "rtn:4,gptq:3" → options, with the shared group size.
+// "rtn:4,gptq:3,grinqh-gains:8" → options, with the shared group size.
 absl::StatusOr<std::vector<BaselineOptions>> ParseMethods(const std::string& text, int group_size) {
   std::vector<BaselineOptions> out;
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -30,6 +30,7 @@ absl::StatusOr<std::vector<BaselineOptions>> ParseMethods(const std::string& tex
       return absl::InvalidArgumentError(absl::StrCat("--methods: '", std::string(item), "' is not METHOD:BITS"));
     }
     o.method = parts[0];
+    if (o.method == "grinqh-gains") o.method = "grinqh", o.grading = "gains";
     out.push_back(o);
   }
   return out;
@@ -140,7 +141,7 @@ absl::Status RunEval(const std::vector<std::string>& args) {
     }
     for (float b : grinqh_bits) {
       candidates.push_back({v.get(), b});
-      rows.push_back({m.method, b, m.EffectiveBits(b), footprint, {}});
+      rows.push_back({m.grading == "gains" ? "grinqh-gains" : m.method, b, m.EffectiveBits(b), footprint, {}});
     }
   }
   const int vocab = model->config().vocab_size;

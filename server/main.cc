@@ -22,7 +22,8 @@ commands:
   bench      prefill and decode speed
              --model DIR [--prompt-tokens N=128] [--decode-tokens N=128] [--repeat N=5] [--threads N] [--json]
   eval       quality of quantized variants against the model (PPL, KLD, top-1)
-             --reference DIR --text FILE [--calib FILE] [--methods rtn:4,gptq:3,awq:2,...]
+             --reference DIR --text FILE [--calib FILE] [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8]
+             [--bits 2,2.5,3,4 (GRINQH decode targets)]
              [--ctx 512] [--windows 128] [--calib-windows 64] [--group-size 128] [--json FILE] [--csv FILE]
   help       this text
 )";

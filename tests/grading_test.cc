@@ -1,5 +1,8 @@
 #include "engine/grading.h"
 
+#include "engine/calibration.h"
+#include "engine/quant.h"
+
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -52,6 +55,52 @@ TEST(GradeRowTest, FullTargetReadsEverythingAndZeroInputsNothing) {
   EXPECT_THAT(Grade({1, 2, 3, 4}, {1, 1, 1, 1}, 0.f), ElementsAre(0, 0, 0, 0));
   const auto shallow = Grade({1, 2, 3, 4}, {1, 1, 1, 1}, 4.f, /*max_level=*/4);
   EXPECT_TRUE(std::all_of(shallow.begin(), shallow.end(), [](uint8_t l) { return l <= 4; }));
+}
+
+}  // namespace
+}  // namespace grinqh
+
+namespace grinqh {
+namespace {
+
+// The error-curve rule spends the same budget as water-filling and, on the error it
+// optimizes (Σ x_k² E_k(b_k), measured here from the matrix itself), does at least as well.
+TEST(GradeRowByGainsTest, SpendsTheBudgetWithNoMoreErrorThanWaterFilling) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  const int rows = 128, cols = 256;
+  std::vector<float> w(size_t(rows) * cols);
+  for (float& v : w) v = 0.05f * normal(rng);
+  for (int k = 0; k < cols; k += 7)
+    for (int r = 0; r < rows; ++r) w[size_t(r) * cols + size_t(k)] *= 4;  // some heavy columns
+  const quant::QuantizedMatrix q = quant::QuantizeRtn(w, rows, cols, 8, 128);
+  const std::vector<float> gains = LevelGains(w, q, 8);
+  const std::vector<float> norms = ColumnNorms(q.DequantizeLevel(8), rows, cols);
+  std::vector<float> x(cols);
+  for (float& v : x) v = normal(rng) * std::exp(normal(rng));
+
+  // Σ_k x_k² ‖W_k − Ŵ_k(b_k)‖², straight from the dequantized levels.
+  const auto error = [&](const std::vector<uint8_t>& levels) {
+    double total = 0;
+    for (int b = 0; b <= 8; ++b) {
+      const std::vector<float> w_b = q.DequantizeLevel(b);
+      for (int k = 0; k < cols; ++k) {
+        if (levels[size_t(k)] != b) continue;
+        for (int r = 0; r < rows; ++r) {
+          const double d = w[size_t(r) * cols + size_t(k)] - w_b[size_t(r) * cols + size_t(k)];
+          total += double(x[size_t(k)]) * x[size_t(k)] * d * d;
+        }
+      }
+    }
+    return total;
+  };
+  for (float target : {2.f, 3.f, 4.f}) {
+    std::vector<uint8_t> by_gains(cols), by_statistic(cols);
+    GradeRowByGains(x, gains, target, 8, by_gains);
+    GradeRow(x, norms, target, 8, by_statistic);
+    EXPECT_EQ(std::accumulate(by_gains.begin(), by_gains.end(), 0), int(target * cols));
+    EXPECT_LE(error(by_gains), error(by_statistic)) << "target " << target;
+  }
 }
 
 }  // namespace
