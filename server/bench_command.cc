@@ -4,6 +4,7 @@
 #include <iostream>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
@@ -24,7 +25,7 @@ double Median(std::vector<double> v) {
 
 absl::Status RunBench(const std::vector<std::string>& args) {
   GRINQH_ASSIGN_OR_RETURN(const Flags flags,
-                          Flags::Parse(args, {"model", "prompt-tokens", "decode-tokens", "repeat", "threads"}, {"json"}));
+                          Flags::Parse(args, {"model", "prompt-tokens", "decode-tokens", "repeat", "threads", "bits"}, {"json"}));
   if (!flags.Has("model")) return absl::InvalidArgumentError("--model is required");
   int prompt_tokens = 128, decode_tokens = 128, repeat = 5;
   ModelOptions options;
@@ -32,8 +33,14 @@ absl::Status RunBench(const std::vector<std::string>& args) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("decode-tokens", 1, 1 << 20, decode_tokens));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("repeat", 1, 1000, repeat));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, options.num_threads));
+  float decode_bits = 0.f;  // GRINQH models: graded decode target; 0 = full depth
+  GRINQH_RETURN_IF_ERROR(flags.ReadFloat("bits", decode_bits));
   GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(*flags.String("model"), options));
   const ModelConfig& config = model->config();
+  if (decode_bits != 0.f && !(decode_bits > 0.f && decode_bits <= static_cast<float>(model->max_decode_bits()))) {
+    return absl::InvalidArgumentError(absl::StrCat("--bits ", decode_bits, " is outside this model's range (0, ",
+                                                   model->max_decode_bits(), "]"));
+  }
   if (prompt_tokens + decode_tokens > config.max_position_embeddings) {
     return absl::InvalidArgumentError("--prompt-tokens + --decode-tokens exceed the model's context length");
   }
@@ -56,7 +63,7 @@ absl::Status RunBench(const std::vector<std::string>& args) {
     const auto t1 = Clock::now();
     for (int i = 0; i < decode_tokens; ++i) {
       const int32_t token = sampler.Sample(logits);
-      item = ForwardItem{cache.get(), {&token, 1}, false};
+      item = ForwardItem{cache.get(), {&token, 1}, false, decode_bits};
       GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
     }
     const auto t2 = Clock::now();
@@ -68,7 +75,7 @@ absl::Status RunBench(const std::vector<std::string>& args) {
   const double decode = Median(decode_tps), prefill = Median(prefill_tps);
   const double bytes = static_cast<double>(model->weights().DecodeBytes());
   if (flags.Has("json")) {
-    std::cout << nlohmann::json{{"prompt_tokens", prompt_tokens}, {"decode_tokens", decode_tokens},
+    std::cout << nlohmann::json{{"prompt_tokens", prompt_tokens}, {"decode_tokens", decode_tokens}, {"decode_bits", decode_bits},
                                 {"repeat", repeat}, {"prefill_tokens_per_second", prefill},
                                 {"decode_tokens_per_second", decode}, {"decode_weight_bytes", bytes},
                                 {"decode_weight_gb_per_second", bytes * decode / 1e9}}

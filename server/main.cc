@@ -20,7 +20,8 @@ commands:
   tokenize   print the token ids of a text as JSON
              (--model DIR | --tokenizer tokenizer.json) --text TEXT [--add-special-tokens]
   bench      prefill and decode speed
-             --model DIR [--prompt-tokens N=128] [--decode-tokens N=128] [--repeat N=5] [--threads N] [--json]
+             --model DIR|FILE [--prompt-tokens N=128] [--decode-tokens N=128] [--repeat N=5] [--threads N]
+             [--bits B (GRINQH models)] [--json]
   eval       quality of quantized variants against the model (PPL, KLD, top-1)
              --reference DIR --text FILE [--calib FILE] [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8]
              [--bits 2,2.5,3,4 (GRINQH decode targets)]
