@@ -26,9 +26,7 @@ using quant::QuantizedMatrix;
 using quant::QuantizeRtn;
 using quant::QuantizeValue;
 
-size_t At(int row, int col, int stride) {
-  return static_cast<size_t>(row) * static_cast<size_t>(stride) + static_cast<size_t>(col);
-}
+using quant::At;
 
 // Everything the search needs about the calibration inputs. The output error of a weight
 // change δ (one row, original coordinates) is δᵀ G δ averaged over inputs, G = XᵀX / n, so

@@ -17,9 +17,7 @@ using quant::QuantizedMatrix;
 using quant::QuantizeRtn;
 using quant::QuantizeValue;
 
-size_t At(int row, int col, int stride) {
-  return static_cast<size_t>(row) * static_cast<size_t>(stride) + static_cast<size_t>(col);
-}
+using quant::At;
 
 // ---------------------------------------------------------------------------------------
 // Hessian accumulation: Σ x xᵀ is a syrk. Each chunk of inputs is repacked into panels of

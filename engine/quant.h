@@ -8,11 +8,17 @@
 // approximation is the top b bits of q read back at the centre of their interval.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 namespace grinqh::quant {
+
+// The index of (row, col) in a row-major matrix with `stride` columns.
+inline size_t At(int row, int col, int stride) {
+  return static_cast<size_t>(row) * static_cast<size_t>(stride) + static_cast<size_t>(col);
+}
 
 struct QuantizedMatrix {
   int rows = 0;
