@@ -114,6 +114,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
         "the \"quantization\" section must name method \"grinqh\" with integer group_size and max_bits"));
   }
   const int group_size = quantization["group_size"].get<int>();
+  model->group_size_ = group_size;
   model->max_decode_bits_ = quantization["max_bits"].get<int>();
 
   const std::optional<std::string> config_text = file.Section("config");

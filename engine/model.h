@@ -35,6 +35,8 @@ class Model {
   // GRINQH: the deepest level decode can read (the stored hierarchy's depth); 0 for a
   // model without nested weights, which decodes at full precision only.
   int max_decode_bits() const { return max_decode_bits_; }
+  // GRINQH: input channels per scale and zero (0 for a model without nested weights).
+  int group_size() const { return group_size_; }
 
  private:
   Model() = default;
@@ -53,6 +55,7 @@ class Model {
   std::vector<std::vector<float>> full_depth_;
   std::vector<std::unique_ptr<NestedLinear>> nested_;
   int max_decode_bits_ = 0;
+  int group_size_ = 0;
 };
 
 }  // namespace grinqh

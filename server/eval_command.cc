@@ -74,7 +74,7 @@ void WriteOutputs(const std::vector<Row>& rows, const Flags& flags) {
 absl::Status RunEval(const std::vector<std::string>& args) {
   GRINQH_ASSIGN_OR_RETURN(
       const Flags flags,
-      Flags::Parse(args, {"reference", "text", "calib", "methods", "bits", "ctx", "windows", "calib-windows",
+      Flags::Parse(args, {"model", "reference", "text", "calib", "methods", "bits", "ctx", "windows", "calib-windows",
                           "group-size", "json", "csv", "threads"},
                    {}));
   for (const char* required : {"reference", "text"}) {
@@ -125,22 +125,37 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   // Every (variant, decode target) pair: a fixed-width variant reads all its bits; a GRINQH
   // variant is graded at each --bits target.
   struct Candidate {
-    QuantizedVariant* variant;
+    Backend* backend;
     float target_bits;  // ForwardItem::target_bits; 0 for fixed-width methods
   };
   std::vector<Candidate> candidates;
   std::vector<Row> rows;
   rows.push_back({"bf16", 16, 16, 16, {}});
+  // A .grinqh file made by `grinqh quantize`, graded at each --bits target.
+  std::unique_ptr<Model> file_model;
+  if (auto path = flags.String("model")) {
+    GRINQH_ASSIGN_OR_RETURN(file_model, Model::Load(*path, options));
+    if (file_model->max_decode_bits() == 0) return absl::InvalidArgumentError("--model must be a .grinqh file");
+    if (file_model->config().vocab_size != model->config().vocab_size) {
+      return absl::InvalidArgumentError("--model and --reference have different vocabularies");
+    }
+    const double footprint = file_model->max_decode_bits() + 32.0 / file_model->group_size();
+    for (float b : grinqh_bits) {
+      if (b > float(file_model->max_decode_bits())) continue;
+      candidates.push_back({&file_model->backend(), b});
+      rows.push_back({"grinqh-file", b, b + 32.0 / file_model->group_size(), footprint, {}});
+    }
+  }
   for (auto& v : variants) {
     const BaselineOptions& m = v->options();
     const double footprint = m.EffectiveBits();
     if (m.method != "grinqh") {
-      candidates.push_back({v.get(), 0.f});
+      candidates.push_back({&v->backend(), 0.f});
       rows.push_back({m.method, double(m.bits), footprint, footprint, {}});
       continue;
     }
     for (float b : grinqh_bits) {
-      candidates.push_back({v.get(), b});
+      candidates.push_back({&v->backend(), b});
       rows.push_back({m.grading == "gains" ? "grinqh-gains" : m.method, b, m.EffectiveBits(b), footprint, {}});
     }
   }
@@ -152,7 +167,7 @@ absl::Status RunEval(const std::vector<std::string>& args) {
     GRINQH_RETURN_IF_ERROR(model->backend().Forward({&item, 1}, reference));
     ScoreWindow(reference, reference, eval_windows[w], vocab, rows[0].stats);
     for (size_t c = 0; c < candidates.size(); ++c) {
-      Backend& backend = candidates[c].variant->backend();
+      Backend& backend = *candidates[c].backend;
       auto candidate_cache = backend.NewCache();
       // Decode emulated everywhere: every position is graded from its own activations.
       const ForwardItem candidate_item{candidate_cache.get(), eval_windows[w], true, candidates[c].target_bits};

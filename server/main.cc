@@ -23,7 +23,8 @@ commands:
              --model DIR|FILE [--prompt-tokens N=128] [--decode-tokens N=128] [--repeat N=5] [--threads N]
              [--bits B (GRINQH models)] [--json]
   eval       quality of quantized variants against the model (PPL, KLD, top-1)
-             --reference DIR --text FILE [--calib FILE] [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8]
+             --reference DIR --text FILE [--model MODEL.grinqh] [--calib FILE]
+             [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8]
              [--bits 2,2.5,3,4 (GRINQH decode targets)]
              [--ctx 512] [--windows 128] [--calib-windows 64] [--group-size 128] [--json FILE] [--csv FILE]
   help       this text

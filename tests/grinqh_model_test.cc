@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "engine/calibration.h"
 #include "engine/generator.h"
 #include "engine/grinqh_model.h"
 #include "engine/model.h"
@@ -84,6 +85,25 @@ TEST_F(GrinqhModelTest, ErrorGrowsAsBitsShrink) {
     EXPECT_GT(error, previous) << bits << " bits";
     previous = error;
   }
+}
+
+// What the file holds is what was quantized: the model loaded from it computes exactly
+// what the in-memory quantized variant of the same checkpoint computes, graded at 3 bits.
+TEST_F(GrinqhModelTest, FileMatchesTheInMemoryQuantization) {
+  auto from_file = Model::Load(*path_);
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  auto base = Model::Load(testing::SourceDir() / "models" / "tiny-llama3");
+  ASSERT_TRUE(base.ok());
+  BaselineOptions options;
+  options.method = "grinqh";
+  options.bits = 8;
+  auto variant = QuantizedVariant::Create(**base, options, {});
+  ASSERT_TRUE(variant.ok()) << variant.status();
+  auto cache = (*variant)->backend().NewCache();
+  const ForwardItem item{cache.get(), prompt_, true, 3.f};
+  std::vector<float> in_memory;
+  ASSERT_TRUE((*variant)->backend().Forward({&item, 1}, in_memory).ok());
+  EXPECT_LT(RelativeL2(Logits(**from_file, prompt_, 3.f), in_memory), 1e-6);
 }
 
 TEST_F(GrinqhModelTest, DecodeBitsAreCheckedAgainstTheModel) {
