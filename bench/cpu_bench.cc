@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/cpu_ops.h"
+#include "engine/gptq.h"
 
 namespace grinqh {
 namespace {
@@ -62,6 +63,33 @@ BENCHMARK(BM_MatVecBf16)
     ->Args({512, 512})->Args({1536, 512})->Args({512, 1536})->Args({8192, 512})
     ->Args({4096, 4096})->Args({14336, 4096})
     ->UseRealTime();
+
+// GPTQ's calibration cost: accumulating H from a 512-row batch, and quantizing a matrix.
+std::vector<float> RandomMatrix(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+void BM_HessianAdd(benchmark::State& state) {
+  const int cols = static_cast<int>(state.range(0));
+  const std::vector<float> x = RandomMatrix(512 * static_cast<size_t>(cols), 1);
+  HessianAccumulator h(cols);
+  for (auto _ : state) h.Add(x.data(), 512);
+}
+BENCHMARK(BM_HessianAdd)->Arg(512)->Arg(1536)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Gptq(benchmark::State& state) {
+  const int rows = static_cast<int>(state.range(0)), cols = static_cast<int>(state.range(1));
+  const std::vector<float> x = RandomMatrix(2048 * static_cast<size_t>(cols), 2);
+  HessianAccumulator h(cols);
+  h.Add(x.data(), 2048);
+  const std::vector<float> w = RandomMatrix(static_cast<size_t>(rows) * static_cast<size_t>(cols), 3);
+  for (auto _ : state) benchmark::DoNotOptimize(QuantizeGptq(w, rows, cols, h.hessian(), GptqOptions{}));
+}
+BENCHMARK(BM_Gptq)->Args({1536, 512})->Args({8192, 512})->Args({512, 1536})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace grinqh

@@ -57,6 +57,7 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
     }
   }
   left = std::min<int64_t>(left, static_cast<int64_t>(candidates.size()));
+  if (left <= 0) return;  // every channel already at the deepest level
   std::nth_element(candidates.begin(), candidates.begin() + left - 1, candidates.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   for (int64_t i = 0; i < left; ++i) ++levels[candidates[static_cast<size_t>(i)].second];

@@ -1,7 +1,6 @@
 // Quantizers: the shared group-wise format (quant.h), GPTQ (gptq.h) and AWQ (awq.h).
 // References are built here from first principles (naive loops, hand-computed values),
 // never from the code under test.
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -327,29 +326,6 @@ TEST(GptqTest, RaisesDampThenFallsBackToRtn) {
     EXPECT_TRUE(report.fell_back_to_rtn);
     ExpectSameQuantization(q, QuantizeRtn(w, rows, cols, 4, 128));
   }
-}
-
-TEST(GptqTest, Timing) {
-  auto seconds = [](auto since) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); };
-  const std::vector<float> x = Gaussian(At(512, 0, 1536), 61);
-  HessianAccumulator wide(1536);
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 4; ++i) wide.Add(x.data(), 512);
-  std::printf("HessianAccumulator::Add 512x1536: %.1f ms per batch\n", 1e3 * seconds(start) / 4);
-  HessianAccumulator acc(512);
-  acc.Add(x.data(), 1536);  // the same numbers read as 1536 samples of 512 channels
-  for (int rows : {1536, 8192}) {
-    const std::vector<float> w = Gaussian(At(rows, 0, 512), 62);
-    start = std::chrono::steady_clock::now();
-    QuantizeGptq(w, rows, 512, acc.hessian(), GptqOptions{});
-    const double s = seconds(start);
-    std::printf("QuantizeGptq %dx512: %.3f s\n", rows, s);
-    EXPECT_LT(s, rows == 1536 ? 1.0 : 5.0);
-  }
-  const std::vector<float> w = Gaussian(At(512, 0, 1536), 63);
-  start = std::chrono::steady_clock::now();
-  QuantizeGptq(w, 512, 1536, wide.hessian(), GptqOptions{});
-  std::printf("QuantizeGptq 512x1536: %.3f s\n", seconds(start));
 }
 
 // ---- AWQ ----
