@@ -8,8 +8,10 @@
 namespace grinqh {
 namespace {
 
+// round(v − t) clamped to [0, max_level]; floor(x + ½) rather than std::round, which is
+// a library call on this hot path (the two differ only at exact ties).
 int LevelAt(float log_importance, float t, int max_level) {
-  const float v = std::round(log_importance - t);
+  const float v = std::floor(log_importance - t + 0.5f);
   return static_cast<int>(std::clamp(v, 0.f, static_cast<float>(max_level)));
 }
 
@@ -39,7 +41,8 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
   };
   float t_fits = hi + 1.f, t_over = lo - static_cast<float>(max_level) - 1.f;
   if (total_at(t_over) <= budget) t_fits = t_over;  // everything at full depth fits
-  for (int i = 0; i < 40 && t_fits - t_over > 1e-4f; ++i) {
+  // 1/64 of a bit is fine enough: the remainder step below settles what is left.
+  for (int i = 0; i < 40 && t_fits - t_over > 1.f / 64; ++i) {
     const float mid = 0.5f * (t_fits + t_over);
     (total_at(mid) <= budget ? t_fits : t_over) = mid;
   }

@@ -77,8 +77,15 @@ void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n) {
   }
 }
 
-size_t ModelWeights::DecodeBytes() const {
-  const auto bytes = [](const Matrix& m) { return static_cast<size_t>(m.rows) * m.row_bytes(); };
+size_t ModelWeights::DecodeBytes(float graded_bits) const {
+  const auto bytes = [&](const Matrix& m) {
+    if (graded_bits > 0.f && m.nested != nullptr) {
+      const BitPlaneShape& shape = m.nested->planes.shape;
+      const double weights = double(m.rows) * double(m.cols);
+      return static_cast<size_t>(weights * graded_bits / 8 + double(shape.params_size()) * 2 * sizeof(uint16_t));
+    }
+    return static_cast<size_t>(m.rows) * m.row_bytes();
+  };
   size_t total = embed.row_bytes() + bytes(lm_head);
   for (const LayerWeights& l : layers) {
     for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += bytes(*m);

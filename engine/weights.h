@@ -58,8 +58,10 @@ struct ModelWeights {
   std::vector<float> final_norm;
   Matrix lm_head;                       // [vocab × hidden]; the embedding when tied
 
-  // Weight bytes one decode step reads: every matrix once, one embedding row.
-  size_t DecodeBytes() const;
+  // Weight bytes one decode step reads: every matrix once, one embedding row. With
+  // `graded_bits` > 0, a matrix with nested weights counts graded_bits per weight of
+  // planes plus its groups' fp16 scales and zeros (the nominal GRINQH read).
+  size_t DecodeBytes(float graded_bits = 0.f) const;
 };
 
 // Where LoadWeights finds a tensor by its Hugging Face name: a checkpoint, or a .grinqh file.

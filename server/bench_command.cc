@@ -73,7 +73,7 @@ absl::Status RunBench(const std::vector<std::string>& args) {
   }
 
   const double decode = Median(decode_tps), prefill = Median(prefill_tps);
-  const double bytes = static_cast<double>(model->weights().DecodeBytes());
+  const double bytes = static_cast<double>(model->weights().DecodeBytes(decode_bits));
   if (flags.Has("json")) {
     std::cout << nlohmann::json{{"prompt_tokens", prompt_tokens}, {"decode_tokens", decode_tokens}, {"decode_bits", decode_bits},
                                 {"repeat", repeat}, {"prefill_tokens_per_second", prefill},
