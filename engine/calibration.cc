@@ -13,12 +13,6 @@
 namespace grinqh {
 namespace {
 
-std::vector<float> ToFloat(const Matrix& m) {
-  std::vector<float> out(static_cast<size_t>(m.rows) * static_cast<size_t>(m.cols));
-  WidenToFloat(m.dtype, m.data, out.data(), out.size());
-  return out;
-}
-
 // Runs the calibration windows through the backend, all logits only when the LM head's
 // inputs are wanted (otherwise only the last row reaches it).
 absl::Status RunCalibration(Backend& backend, std::span<const std::vector<int32_t>> windows, bool all_logits,
@@ -112,7 +106,7 @@ void QuantizedVariant::Replace(Matrix& matrix, std::vector<float> values) {
 }
 
 absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
-  const std::vector<float> weights = ToFloat(matrix);
+  const std::vector<float> weights = WidenToFloat(matrix);
   const quant::QuantizedMatrix q = quant::QuantizeRtn(weights, matrix.rows, matrix.cols, 8, options_.group_size);
   auto nested = std::make_unique<NestedLinear>();
   GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, kGrinqhTileRows, options_.bits));
@@ -173,7 +167,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
   if (options_.method == "rtn") {
     for (const LinearLayerRef& t : targets) {
       const quant::QuantizedMatrix q =
-          quant::QuantizeRtn(ToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, options_.bits, options_.group_size);
+          quant::QuantizeRtn(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, options_.bits, options_.group_size);
       Replace(*t.matrix, q.Dequantize());
     }
     if (progress) progress(stage, 1.0);
@@ -211,7 +205,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
     gptq.group_size = options_.group_size;
     for (const LinearLayerRef& t : targets) {
       const std::vector<double>& h = hessians.at(t.site).hessian();
-      const quant::QuantizedMatrix q = QuantizeGptq(ToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, h, gptq);
+      const quant::QuantizedMatrix q = QuantizeGptq(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, h, gptq);
       Replace(*t.matrix, q.Dequantize());
     }
   } else {
@@ -235,7 +229,7 @@ absl::Status QuantizedVariant::QuantizeAwqSites(const std::vector<LinearLayerRef
     for (const LinearLayerRef& t : targets) {
       if (t.site != site) continue;
       group.push_back(&t);
-      weights.push_back(ToFloat(*t.matrix));
+      weights.push_back(WidenToFloat(*t.matrix));
     }
     for (size_t i = 0; i < group.size(); ++i) {
       // q and k meet in q·kᵀ, where a per-layer output error misjudges clipping.

@@ -50,8 +50,7 @@ absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, const Gri
   for (size_t i = 0; i < linears.size(); ++i) {
     const LinearLayerRef& l = linears[i];
     const Matrix& m = *l.matrix;
-    std::vector<float> w(static_cast<size_t>(m.rows) * static_cast<size_t>(m.cols));
-    WidenToFloat(m.dtype, m.data, w.data(), w.size());
+    const std::vector<float> w = WidenToFloat(m);
     const quant::QuantizedMatrix q = quant::QuantizeRtn(w, m.rows, m.cols, 8, options.group_size);
     GRINQH_ASSIGN_OR_RETURN(const BitPlaneMatrix planes, PackBitPlanes(q, kGrinqhTileRows, options.max_bits));
     const std::string prefix = Prefix(l.name);

@@ -77,6 +77,12 @@ void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n) {
   }
 }
 
+std::vector<float> WidenToFloat(const Matrix& m) {
+  std::vector<float> out(static_cast<size_t>(m.rows) * static_cast<size_t>(m.cols));
+  WidenToFloat(m.dtype, m.data, out.data(), out.size());
+  return out;
+}
+
 size_t ModelWeights::DecodeBytes(float graded_bits) const {
   const auto bytes = [&](const Matrix& m) {
     if (graded_bits > 0.f && m.nested != nullptr) {

@@ -92,5 +92,7 @@ std::vector<LinearLayerRef> LinearLayers(ModelWeights& weights, const ModelConfi
 
 // Widens n elements of a stored vector/row to fp32.
 void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n);
+// A whole matrix, widened to fp32 [rows × cols].
+std::vector<float> WidenToFloat(const Matrix& m);
 
 }  // namespace grinqh
