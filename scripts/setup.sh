@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # API layer: gRPC, Protocol Buffers, Abseil (also the engine's Status type)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  # metrics endpoint: a small HTTP server library
+  libcpp-httplib-dev
   # configuration, JSON (config.json, tokenizer.json, safetensors headers)
   libyaml-cpp-dev nlohmann-json3-dev
   # .grinqh files: a CRC-32 per tensor
@@ -15,6 +17,8 @@ packages=(
   libpcre2-dev libutf8proc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
+  # integration tests: a Python gRPC client, and Prometheus's promtool and server
+  python3-grpcio python3-protobuf prometheus
 )
 
 missing=()
