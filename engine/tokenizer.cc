@@ -55,6 +55,7 @@ struct Tokenizer::Impl : TokenizerParts {
   explicit Impl(TokenizerParts parts) : TokenizerParts(std::move(parts)) {}
 
   std::optional<int32_t> config_bos;  // tokenizer_config.json's bos_token
+  std::optional<std::string> chat_template;
 
   mutable std::mutex cache_mutex;
   mutable StringMap<std::vector<int32_t>> word_cache;  // pre-token bytes -> their BPE ids
@@ -162,6 +163,7 @@ absl::Status ApplyTokenizerConfig(std::string_view config_text, const Tokenizer&
                                               config.eos_token, tokenizer));
 
   impl.config_bos = bos;
+  impl.chat_template = config.chat_template;
   if (config.add_bos_token && (impl.prefix_ids.empty() || impl.prefix_ids.front() != *bos)) {
     impl.prefix_ids.insert(impl.prefix_ids.begin(), *bos);
   }
@@ -241,6 +243,8 @@ std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
 }
 
 bool Tokenizer::IsSpecial(int32_t id) const { return impl_->IsSpecial(id); }
+
+const std::optional<std::string>& Tokenizer::chat_template() const { return impl_->chat_template; }
 
 std::optional<int32_t> Tokenizer::bos_id() const {
   return impl_->template_bos ? impl_->template_bos : impl_->config_bos;

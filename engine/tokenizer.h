@@ -40,6 +40,8 @@ class Tokenizer {
   std::optional<int32_t> TokenToId(std::string_view token) const;
   bool IsSpecial(int32_t id) const;
   std::optional<int32_t> bos_id() const;
+  // tokenizer_config.json's Jinja chat template, when it has one (see chat_template.h).
+  const std::optional<std::string>& chat_template() const;
 
   struct Impl;
 

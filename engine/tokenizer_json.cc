@@ -617,6 +617,20 @@ absl::StatusOr<TokenizerConfig> ParseTokenizerConfig(std::string_view json_text)
   result.add_eos_token = BoolField(config, "add_eos_token", false);
   result.bos_token = ConfigTokenContent(config, "bos_token");
   result.eos_token = ConfigTokenContent(config, "eos_token");
+  if (const auto it = config.find("chat_template"); it != config.end()) {
+    if (it->is_string()) {
+      result.chat_template = it->get<std::string>();
+    } else if (it->is_array()) {
+      for (const json& entry : *it) {
+        if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+            entry["template"].is_string()) {
+          result.chat_template = entry["template"].get<std::string>();
+        }
+      }
+    } else if (!it->is_null()) {
+      return Invalid("chat_template must be a string or a list of named templates");
+    }
+  }
   return result;
 }
 

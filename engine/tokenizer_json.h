@@ -47,6 +47,8 @@ struct TokenizerConfig {
   bool add_eos_token = false;
   std::optional<std::string> bos_token;  // the token's content, if the file names one
   std::optional<std::string> eos_token;
+  // The Jinja chat template (the one named "default" when the file lists several).
+  std::optional<std::string> chat_template;
 };
 
 // Parses tokenizer_config.json; INVALID_ARGUMENT when it is not a JSON object.

@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev python3
   # integration tests: a Python gRPC client, and Prometheus's promtool and server
   python3-grpcio python3-protobuf prometheus
+  # chat templates are checked against the real Jinja templates rendered by Jinja
+  python3-jinja2
 )
 
 missing=()
