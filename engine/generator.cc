@@ -13,6 +13,7 @@ std::string_view FinishReasonName(FinishReason reason) {
     case FinishReason::kLength: return "length";
     case FinishReason::kStop: return "stop";
     case FinishReason::kEos: return "eos";
+    case FinishReason::kCancelled: return "cancelled";
   }
   return "unknown";
 }
@@ -50,13 +51,15 @@ std::string StopStringFilter::Flush() {
   return released;
 }
 
-absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest& request,
-                                          const TokenCallback& on_token) {
-  using Clock = std::chrono::steady_clock;
+absl::Status ValidateRequest(const Model& model, const GenerationRequest& request) {
   const ModelConfig& config = model.config();
-  const Tokenizer* tokenizer = model.tokenizer();
-
   if (request.prompt_ids.empty()) return absl::InvalidArgumentError("prompt is empty");
+  for (int32_t id : request.prompt_ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " is outside the vocabulary [0, ",
+                                                     config.vocab_size, ")"));
+    }
+  }
   if (request.max_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
   }
@@ -69,7 +72,7 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
   for (const std::string& stop : request.stop) {
     if (stop.empty()) return absl::InvalidArgumentError("stop strings must not be empty");
   }
-  if (!request.stop.empty() && tokenizer == nullptr) {
+  if (!request.stop.empty() && model.tokenizer() == nullptr) {
     return absl::InvalidArgumentError("stop strings need a tokenizer, and this model has none");
   }
   GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
@@ -82,14 +85,58 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
                                                      model.max_decode_bits(), "]"));
     }
   }
+  return absl::OkStatus();
+}
 
+int MaxNewTokens(const ModelConfig& config, const GenerationRequest& request) {
+  return std::min(request.max_tokens, config.max_position_embeddings - static_cast<int>(request.prompt_ids.size()));
+}
+
+TokenStream::TokenStream(const Model& model, const GenerationRequest& request)
+    : config_(model.config()),
+      request_(request),
+      max_tokens_(MaxNewTokens(config_, request)),
+      sampler_(request.sampling),
+      stop_filter_(request.stop) {
+  if (model.tokenizer() != nullptr) decoder_.emplace(*model.tokenizer());
+}
+
+TokenStream::Step TokenStream::Next(std::span<const float> logits) {
+  Step step;
+  const int32_t token = sampler_.Sample(logits);
+  const auto& eos = config_.eos_token_ids;
+  const auto& stops = request_.stop_token_ids;
+  if ((request_.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
+      std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    step.finish_reason = FinishReason::kEos;
+  } else {
+    step.token = token;
+    tokens_.push_back(token);
+    if (decoder_) step.text = stop_filter_.Push(decoder_->Push(token));
+    if (stop_filter_.stopped()) {
+      step.finish_reason = FinishReason::kStop;
+    } else if (static_cast<int>(tokens_.size()) < max_tokens_) {
+      return step;  // goes on
+    }
+  }
+  step.finished = true;
+  step.tail = ReleaseHeld();
+  return step;
+}
+
+std::string TokenStream::ReleaseHeld() {
+  if (!decoder_ || stop_filter_.stopped()) return {};
+  std::string tail = stop_filter_.Push(decoder_->Flush());
+  return tail + stop_filter_.Flush();
+}
+
+absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest& request,
+                                          const TokenCallback& on_token) {
+  using Clock = std::chrono::steady_clock;
+  GRINQH_RETURN_IF_ERROR(ValidateRequest(model, request));
   Backend& backend = model.backend();
   std::unique_ptr<KvCache> cache = backend.NewCache();
-  Sampler sampler(request.sampling);
-  std::optional<IncrementalDecoder> decoder;
-  if (tokenizer != nullptr) decoder.emplace(*tokenizer);
-  StopStringFilter stop_filter(request.stop);
-  const int max_tokens = std::min(request.max_tokens, config.max_position_embeddings - prompt_length);
+  TokenStream stream(model, request);
 
   GenerationResult result;
   std::vector<float> logits;
@@ -98,39 +145,23 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
   GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
   const auto prefill_done = Clock::now();
 
-  const auto emit = [&](int32_t token, std::string text) {
+  const auto emit = [&](int32_t token, const std::string& text) {
     result.text += text;
     if (on_token) on_token(token, text);
   };
   for (;;) {
-    const int32_t token = sampler.Sample(logits);
-    const auto& eos = config.eos_token_ids;
-    if (request.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
-      result.finish_reason = FinishReason::kEos;
+    const TokenStream::Step step = stream.Next(logits);
+    if (step.token) emit(*step.token, step.text);
+    if (step.finished) {
+      // Text still held back (a split character, a partial stop string) ends the stream.
+      if (!step.tail.empty()) emit(-1, step.tail);
+      result.finish_reason = step.finish_reason;
       break;
     }
-    result.tokens.push_back(token);
-    emit(token, decoder ? stop_filter.Push(decoder->Push(token)) : std::string());
-    if (stop_filter.stopped()) {
-      result.finish_reason = FinishReason::kStop;
-      break;
-    }
-    if (static_cast<int>(result.tokens.size()) >= max_tokens) {
-      result.finish_reason = FinishReason::kLength;
-      break;
-    }
-    item = ForwardItem{cache.get(), std::span<const int32_t>(&result.tokens.back(), 1), false, request.decode_bits};
+    item = ForwardItem{cache.get(), std::span<const int32_t>(&stream.tokens().back(), 1), false, request.decode_bits};
     GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
   }
-  // Text still held back (a split character, a partial stop string) ends the stream.
-  if (decoder && result.finish_reason != FinishReason::kStop) {
-    std::string tail = stop_filter.Push(decoder->Flush());
-    tail += stop_filter.Flush();
-    if (!tail.empty()) {
-      result.text += tail;
-      if (on_token) on_token(-1, tail);
-    }
-  }
+  result.tokens = stream.tokens();
   result.prefill_seconds = std::chrono::duration<double>(prefill_done - start).count();
   result.decode_seconds = std::chrono::duration<double>(Clock::now() - prefill_done).count();
   return result;

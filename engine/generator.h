@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,8 +16,9 @@
 
 namespace grinqh {
 
-enum class FinishReason { kLength, kStop, kEos };
-std::string_view FinishReasonName(FinishReason reason);  // "length", "stop", "eos"
+enum class FinishReason { kLength, kStop, kEos, kCancelled };
+// "length", "stop", "eos", "cancelled"
+std::string_view FinishReasonName(FinishReason reason);
 
 struct GenerationRequest {
   std::vector<int32_t> prompt_ids;
@@ -25,6 +28,8 @@ struct GenerationRequest {
   // anything after it are not returned. Needs the model's tokenizer.
   std::vector<std::string> stop;
   bool stop_at_eos = true;
+  // More tokens that end generation like EOS (e.g. a chat template's end-of-turn token).
+  std::vector<int32_t> stop_token_ids;
   // GRINQH: average bits per weight each decode step reads (prefill reads the full stored
   // depth). 0 decodes at full depth; otherwise (0, model.max_decode_bits()].
   float decode_bits = 0.f;
@@ -46,6 +51,13 @@ using TokenCallback = std::function<void(int32_t token, std::string_view text)>;
 absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest& request,
                                           const TokenCallback& on_token = {});
 
+// The checks every way of running a request makes first (Generate, the scheduler's
+// Submit): INVALID_ARGUMENT naming the field.
+absl::Status ValidateRequest(const Model& model, const GenerationRequest& request);
+
+// The tokens a request may generate: max_tokens, clipped to what the context leaves.
+int MaxNewTokens(const ModelConfig& config, const GenerationRequest& request);
+
 // Holds back streamed text that could be the start of a stop string.
 class StopStringFilter {
  public:
@@ -61,6 +73,38 @@ class StopStringFilter {
   std::vector<std::string> stops_;
   std::string held_;
   bool stopped_ = false;
+};
+
+// What one request does with each row of logits once its prompt is read: samples the
+// next token, turns it into text and says when generation ends (EOS or a stop token, a
+// stop string, the token limit). Generate and the scheduler share it, so a request gives
+// the same tokens and text alone or batched.
+class TokenStream {
+ public:
+  // `request` has passed ValidateRequest; `model` and `request` outlive the stream.
+  TokenStream(const Model& model, const GenerationRequest& request);
+
+  struct Step {
+    std::optional<int32_t> token;  // none when EOS or a stop token ended the stream
+    std::string text;              // the text the token completes (often empty: held back)
+    bool finished = false;
+    FinishReason finish_reason = FinishReason::kLength;  // when finished
+    std::string tail;              // when finished: text held back until then, released
+  };
+  Step Next(std::span<const float> logits);
+  // The held-back text, for a stream that ends early (cancelled); empty after a stop string.
+  std::string ReleaseHeld();
+
+  const std::vector<int32_t>& tokens() const { return tokens_; }  // generated so far
+
+ private:
+  const ModelConfig& config_;
+  const GenerationRequest& request_;
+  const int max_tokens_;
+  Sampler sampler_;
+  std::optional<IncrementalDecoder> decoder_;
+  StopStringFilter stop_filter_;
+  std::vector<int32_t> tokens_;
 };
 
 }  // namespace grinqh

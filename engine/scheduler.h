@@ -57,6 +57,9 @@ struct StreamEvent {
   bool finished = false;
   FinishReason finish_reason = FinishReason::kLength;  // when finished
   Usage usage;
+  // Final event only: not OK when the engine failed the request (finish reason kCancelled).
+  // Cannot happen to a request Submit accepted unless the backend itself fails.
+  absl::Status status;
 };
 // Must not block: it runs on the scheduler thread between steps.
 using EventCallback = std::function<void(const StreamEvent& event)>;
@@ -69,6 +72,8 @@ struct SchedulerStats {
   int64_t steps = 0;             // Forward calls so far
   // The mean target bits of the sequences that decoded in the last step (0 when none).
   float decode_bits_in_use = 0;
+  int batch_sequences = 0;       // sequences in the last Forward
+  int batch_tokens = 0;          // tokens in the last Forward (decodes + prefill chunks)
 };
 
 class Scheduler {
@@ -91,22 +96,52 @@ class Scheduler {
   void Cancel(RequestId id);
 
   // Stops admitting (Submit returns UNAVAILABLE), lets queued and running requests finish
-  // for up to `grace`, then cancels what is left. Returns when nothing is running.
+  // for up to `grace`, then cancels what is left. Returns when nothing is running and every
+  // final event has been delivered (so never call it from an event callback).
   void Shutdown(std::chrono::milliseconds grace);
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Sequence;
+  struct Delivery;  // an event and the sequence whose callback gets it
+
   void Loop();
-  // ... (implementation state: queue, running sequences, mutex, condition variable)
+  // At a step boundary, under the lock: ends the cancelled requests, then moves queued
+  // requests into the running batch while a slot and their KV reservation are free.
+  void EndCancelled(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<Delivery>& events);
+  void Admit();
+  // One Forward over the running batch, then a token for each sequence that has read its
+  // prompt; sequences that finish move to `ended`, their caches freed.
+  void Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<Delivery>& events);
+  // Ends a sequence (not holding the lock) and returns its final event's delivery.
+  Delivery End(Sequence& sequence, FinishReason reason, std::string text, absl::Status status = {});
+  using Running = std::vector<std::unique_ptr<Sequence>>;
+  // Under the lock: moves a running sequence to `ended`, freeing its cache, slot and KV
+  // reservation. Returns the next running one.
+  Running::iterator Release(std::vector<std::unique_ptr<Sequence>>& ended, Running::iterator it);
 
   Model& model_;
   const SchedulerOptions options_;
+  const float full_depth_bits_;  // a request's effective bits when it decodes at full depth
+
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::thread thread_;
+  std::condition_variable wake_;     // the scheduler thread waits here for requests
+  std::condition_variable drained_;  // Shutdown waits here for the last final event
+  // Guarded by mutex_.
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::vector<RequestId> cancels_;  // taken at the next step boundary
+  RequestId next_id_ = 1;
+  int live_ = 0;  // submitted requests whose final event has not been delivered yet
+  bool accepting_ = true, cancel_all_ = false, stop_ = false;
+  SchedulerStats stats_;
+  // Scheduler thread only (admission also holds the lock).
+  Running running_;
+  std::vector<float> logits_;
+
+  std::thread thread_;  // last: starts once everything above is ready
 };
 
 }  // namespace grinqh

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and stream a completion from the bundled default model.
-# Extra arguments go to `grinqh generate` (e.g. --prompt "..." --max-tokens 64).
+# The main job: set up, build, and serve the bundled default model over gRPC (CPU backend),
+# with config/grinqh.yaml: gRPC on :50051, Prometheus metrics on :9400/metrics.
+# Extra arguments go to `grinqh serve` (e.g. --port 50052, --model path/to/model.grinqh).
+# Try it from another shell:  build/server/grinqh client --prompt 'def fibonacci(n):'
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 GRINQH_BUILD_TARGET=grinqh "$root/scripts/build.sh" "$root/build"
-case " $* " in
-  *" --prompt"*) ;;                               # the caller gave a prompt
-  *) set -- --prompt 'def fibonacci(n):' --max-tokens 96 "$@" ;;
-esac
-exec "$root/build/server/grinqh" generate --model "$root/models/tiny-llama3" "$@"
+cd "$root"
+exec "$root/build/server/grinqh" serve --config "$root/config/grinqh.yaml" "$@"

@@ -14,5 +14,7 @@ absl::Status RunTokenize(const std::vector<std::string>& args);
 absl::Status RunBench(const std::vector<std::string>& args);
 absl::Status RunEval(const std::vector<std::string>& args);
 absl::Status RunQuantize(const std::vector<std::string>& args);
+absl::Status RunServe(const std::vector<std::string>& args);
+absl::Status RunClient(const std::vector<std::string>& args);
 
 }  // namespace grinqh

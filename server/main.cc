@@ -10,6 +10,15 @@ namespace {
 constexpr char kUsage[] = R"(usage: grinqh <command> [flags]
 
 commands:
+  serve      the gRPC server (grinqh.v1.InferenceService, health, reflection, /metrics)
+             [--config FILE (default config/grinqh.yaml when present)] [--check-config]
+             [--model PATH] [--host H] [--port N] [--metrics-port N] [--threads N]
+             [--backend auto|cpu|cuda] [--log-level debug|info|warning|error]
+  client     stream a completion from a running server
+             [--server HOST:PORT=localhost:50051] (--prompt TEXT | --user TEXT [--system TEXT])
+             [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT]
+             [--tier NAME | --bits B] [--min-bits B] [--timeout SECONDS]
+             --models   list the served models
   generate   stream a completion from a model
              --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N=128]
              [--temperature T=0 (greedy)] [--top-k K] [--top-p P] [--seed S] [--stop TEXT]
@@ -41,7 +50,11 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   absl::Status status;
-  if (command == "generate") {
+  if (command == "serve") {
+    status = grinqh::RunServe(rest);
+  } else if (command == "client") {
+    status = grinqh::RunClient(rest);
+  } else if (command == "generate") {
     status = grinqh::RunGenerate(rest);
   } else if (command == "tokenize") {
     status = grinqh::RunTokenize(rest);

@@ -1,0 +1,124 @@
+// The server's configuration: config/grinqh.yaml, read with yaml-cpp, then command-line
+// overrides. Every field below is documented (meaning, units, default, allowed values) in
+// config/grinqh.yaml; the defaults here and there are the same (config_test checks both,
+// and that every field appears in the file).
+//
+// Unknown keys and bad values are refused with INVALID_ARGUMENT naming the file and the key's
+// full path, e.g. "grinqh.yaml:41:14: batching.max_queue: must be >= 1, got 0". Keys left out
+// of the file keep their defaults.
+//
+// Typical use:   GRINQH_ASSIGN_OR_RETURN(ServerConfig config, LoadServerConfig(path));
+//                GRINQH_RETURN_IF_ERROR(ApplyOverrides(config, flags));  // re-runs CheckConfig
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/autoscaler.h"
+#include "server/flags.h"
+
+namespace grinqh {
+
+enum class BackendKind { kAuto, kCpu, kCuda };  // auto: CUDA when a GPU is present, else CPU
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+std::string_view BackendName(BackendKind backend);     // "auto", "cpu", "cuda"
+std::string_view LogLevelName(LogLevel level);     // "debug", "info", "warning", "error"
+
+// Where each section maps: model/backend → Model loading; batching and kv_cache →
+// SchedulerOptions (same names; kv_cache.budget_tokens → kv_budget_tokens); server and
+// metrics → the gRPC and HTTP listeners; limits and tiers → request validation.
+struct ModelSection {
+  std::string path = "models/tiny-llama3";  // relative to the working directory
+  int threads = 0;                          // CPU threads; 0 = all cores
+  bool operator==(const ModelSection&) const = default;
+};
+
+struct ServerSection {
+  std::string host = "0.0.0.0";
+  int port = 50051;  // 0 = any free port
+  int max_concurrent_streams = 256;
+  double shutdown_grace_seconds = 30;
+  bool operator==(const ServerSection&) const = default;
+};
+
+struct MetricsSection {  // Prometheus text exposition, always at /metrics
+  bool enabled = true;
+  std::string host = "0.0.0.0";
+  int port = 9400;  // 0 = any free port
+  bool operator==(const MetricsSection&) const = default;
+};
+
+struct BatchingSection {  // as SchedulerOptions
+  int max_batch_size = 32;
+  int max_queue = 64;
+  int prefill_chunk = 256;
+  int max_step_tokens = 512;
+  bool operator==(const BatchingSection&) const = default;
+};
+
+struct KvCacheSection {
+  int64_t budget_tokens = 65536;  // SchedulerOptions::kv_budget_tokens
+  bool operator==(const KvCacheSection&) const = default;
+};
+
+struct LimitsSection {
+  int default_max_tokens = 128;  // when a request leaves max tokens unset
+  int max_tokens = 4096;         // the most a request may ask for
+  bool operator==(const LimitsSection&) const = default;
+};
+
+// A named quality tier: a fixed decode width, the full stored depth, or `auto`.
+struct Tier {
+  std::string name;
+  float bits = kFullDepthBits;  // decode bits (GenerationRequest::decode_bits); 0 = full depth
+  bool autoscaled = false;      // `auto`: bits come from the Autoscaler; `bits` is unused
+  bool operator==(const Tier&) const = default;
+};
+
+std::vector<Tier> DefaultTiers();  // quality = full, balanced = 4, fast = 3, turbo = 2, auto
+
+struct ServerConfig {
+  ModelSection model;
+  BackendKind backend = BackendKind::kAuto;
+  ServerSection server;
+  MetricsSection metrics;
+  BatchingSection batching;
+  KvCacheSection kv_cache;
+  LimitsSection limits;
+  std::vector<Tier> tiers = DefaultTiers();  // in file order
+  std::string default_tier = "quality";      // for requests that name no tier and no bits
+  AutoscalerConfig autoscaler;
+  LogLevel log_level = LogLevel::kInfo;
+
+  const Tier* FindTier(std::string_view name) const;  // nullptr when not defined
+  bool operator==(const ServerConfig&) const = default;
+};
+
+// Reads and validates (including CheckConfig) the YAML file. Errors name `path`.
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& path);
+// The same for YAML text; `source` names it in errors (a file name).
+absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::string_view source = "<config>");
+
+// Checks across fields, for a config that may have been built or overridden in code:
+// default_tier is defined, limits.default_max_tokens <= limits.max_tokens <=
+// kv_cache.budget_tokens, a step holds a decode token for every batch slot and a whole prefill
+// chunk, the two listeners do not share a port, and the autoscaler's levels are well ordered.
+absl::Status CheckConfig(const ServerConfig& config);
+
+// The command-line flags ApplyOverrides reads (valued flags, without dashes): model, port,
+// metrics-port, host, threads, backend, log-level. Pass them to Flags::Parse.
+const std::set<std::string>& ConfigOverrideFlags();
+// Flags win over the file. Refuses malformed values naming the flag, then runs CheckConfig.
+absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags);
+
+// The config as YAML, every field written (e.g. for a startup log or `--check-config`).
+// ParseServerConfig reads it back to an equal ServerConfig.
+std::string FormatServerConfig(const ServerConfig& config);
+
+}  // namespace grinqh

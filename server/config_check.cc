@@ -1,0 +1,189 @@
+// CheckConfig (across fields), command-line overrides, and writing a config back as YAML.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/status_macros.h"
+#include "server/config.h"
+#include "server/config_values.h"
+
+namespace grinqh {
+namespace {
+
+absl::Status Invalid(std::string_view path, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(path), ": ", std::string(message)));
+}
+
+// Full depth reads more bits than any fixed width.
+double BitsRank(float bits) { return bits == kFullDepthBits ? 1e9 : bits; }
+
+absl::Status CheckAutoscaler(const AutoscalerConfig& a) {
+  if (a.levels.empty()) return Invalid("autoscaler.levels", "must list at least one level");
+  if (a.levels[0].load != 0) {
+    return Invalid("autoscaler.levels[0].load",
+                   absl::StrCat("the first level must be at load 0, got ", FormatNumber(a.levels[0].load)));
+  }
+  double smallest_gap = kUnbounded;
+  for (size_t i = 1; i < a.levels.size(); ++i) {
+    const AutoscalerLevel& previous = a.levels[i - 1];
+    const AutoscalerLevel& level = a.levels[i];
+    if (!(level.load > previous.load)) {
+      return Invalid(absl::StrCat("autoscaler.levels[", i, "].load"),
+                     absl::StrCat("must be > autoscaler.levels[", i - 1, "].load (", FormatNumber(previous.load),
+                                  "), got ", FormatNumber(level.load)));
+    }
+    if (!(BitsRank(level.bits) < BitsRank(previous.bits))) {
+      return Invalid(absl::StrCat("autoscaler.levels[", i, "].bits"),
+                     absl::StrCat("must be fewer bits than autoscaler.levels[", i - 1, "].bits (",
+                                  FormatBits(previous.bits, false), "), got ", FormatBits(level.bits, false)));
+    }
+    smallest_gap = std::min(smallest_gap, level.load - previous.load);
+  }
+  if (!(a.hysteresis < smallest_gap)) {
+    return Invalid("autoscaler.hysteresis",
+                   absl::StrCat("must be < the smallest gap between level loads (", FormatNumber(smallest_gap),
+                                "), got ", FormatNumber(a.hysteresis)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckConfig(const ServerConfig& c) {
+  if (c.tiers.empty()) return Invalid("tiers", "must define at least one tier");
+  if (c.FindTier(c.default_tier) == nullptr) {
+    std::vector<std::string> names;
+    for (const Tier& tier : c.tiers) names.push_back(tier.name);
+    return Invalid("default_tier", absl::StrCat("'", c.default_tier, "' is not one of the tiers (",
+                                                absl::StrJoin(names, ", "), ")"));
+  }
+  if (c.limits.default_max_tokens > c.limits.max_tokens) {
+    return Invalid("limits.default_max_tokens", absl::StrCat("must be <= limits.max_tokens (", c.limits.max_tokens,
+                                                             "), got ", c.limits.default_max_tokens));
+  }
+  if (c.limits.max_tokens > c.kv_cache.budget_tokens) {
+    return Invalid("limits.max_tokens",
+                   absl::StrCat("must be <= kv_cache.budget_tokens (", c.kv_cache.budget_tokens,
+                                ") or such a request could never be admitted, got ", c.limits.max_tokens));
+  }
+  if (c.batching.max_step_tokens < c.batching.max_batch_size) {
+    return Invalid("batching.max_step_tokens",
+                   absl::StrCat("must be >= batching.max_batch_size (", c.batching.max_batch_size,
+                                ") so every running sequence decodes each step, got ", c.batching.max_step_tokens));
+  }
+  if (c.batching.prefill_chunk > c.batching.max_step_tokens) {
+    return Invalid("batching.prefill_chunk", absl::StrCat("must be <= batching.max_step_tokens (",
+                                                          c.batching.max_step_tokens, "), got ",
+                                                          c.batching.prefill_chunk));
+  }
+  if (c.metrics.enabled && c.server.port != 0 && c.metrics.port == c.server.port) {
+    return Invalid("metrics.port", absl::StrCat("must differ from server.port, both are ", c.server.port));
+  }
+  return CheckAutoscaler(c.autoscaler);
+}
+
+const std::set<std::string>& ConfigOverrideFlags() {
+  static const std::set<std::string> names = {"model", "port", "metrics-port", "host", "threads", "backend",
+                                               "log-level"};
+  return names;
+}
+
+namespace {
+
+absl::Status ReadNonEmpty(const Flags& flags, const std::string& name, std::string& out) {
+  const std::optional<std::string> value = flags.String(name);
+  if (!value) return absl::OkStatus();
+  if (value->empty()) return absl::InvalidArgumentError(absl::StrCat("--", name, " must not be empty"));
+  out = *value;
+  return absl::OkStatus();
+}
+
+template <typename Enum, size_t N>
+absl::Status ReadChoiceFlag(const Flags& flags, const std::string& name, const EnumNames<Enum, N>& names,
+                            Enum& out) {
+  const std::optional<std::string> value = flags.String(name);
+  if (!value) return absl::OkStatus();
+  const std::optional<Enum> choice = FindChoice(names, *value);
+  if (!choice) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be one of ", ChoiceList(names), "; got '", *value, "'"));
+  }
+  out = *choice;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags) {
+  GRINQH_RETURN_IF_ERROR(ReadNonEmpty(flags, "model", config.model.path));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, config.model.threads));
+  GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "backend", kBackendNames, config.backend));
+  GRINQH_RETURN_IF_ERROR(ReadNonEmpty(flags, "host", config.server.host));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("port", 0, 65535, config.server.port));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("metrics-port", 0, 65535, config.metrics.port));
+  GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "log-level", kLogLevelNames, config.log_level));
+  return CheckConfig(config);
+}
+
+std::string FormatServerConfig(const ServerConfig& c) {
+  YAML::Emitter out;
+  const auto key = [&out](std::string_view name) -> YAML::Emitter& {
+    return out << YAML::Key << std::string(name) << YAML::Value;
+  };
+  const auto section = [&out, &key](std::string_view name) -> YAML::Emitter& {
+    return key(name) << YAML::BeginMap;
+  };
+  out << YAML::BeginMap;
+  section("model");
+  key("path") << c.model.path;
+  key("threads") << c.model.threads;
+  out << YAML::EndMap;
+  key("backend") << std::string(BackendName(c.backend));
+  section("server");
+  key("host") << c.server.host;
+  key("port") << c.server.port;
+  key("max_concurrent_streams") << c.server.max_concurrent_streams;
+  key("shutdown_grace_seconds") << FormatNumber(c.server.shutdown_grace_seconds);
+  out << YAML::EndMap;
+  section("metrics");
+  key("enabled") << c.metrics.enabled;
+  key("host") << c.metrics.host;
+  key("port") << c.metrics.port;
+  out << YAML::EndMap;
+  section("batching");
+  key("max_batch_size") << c.batching.max_batch_size;
+  key("max_queue") << c.batching.max_queue;
+  key("prefill_chunk") << c.batching.prefill_chunk;
+  key("max_step_tokens") << c.batching.max_step_tokens;
+  out << YAML::EndMap;
+  section("kv_cache");
+  key("budget_tokens") << c.kv_cache.budget_tokens;
+  out << YAML::EndMap;
+  section("limits");
+  key("default_max_tokens") << c.limits.default_max_tokens;
+  key("max_tokens") << c.limits.max_tokens;
+  out << YAML::EndMap;
+  section("tiers");
+  for (const Tier& tier : c.tiers) key(tier.name) << FormatBits(tier.bits, tier.autoscaled);
+  out << YAML::EndMap;
+  key("default_tier") << c.default_tier;
+  section("autoscaler");
+  key("interval_seconds") << FormatNumber(c.autoscaler.interval_seconds);
+  key("smoothing") << FormatNumber(c.autoscaler.smoothing);
+  key("hysteresis") << FormatNumber(c.autoscaler.hysteresis);
+  key("levels") << YAML::BeginSeq;
+  for (const AutoscalerLevel& level : c.autoscaler.levels) {
+    out << YAML::Flow << YAML::BeginMap;
+    key("load") << FormatNumber(level.load);
+    key("bits") << FormatBits(level.bits, false);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  key("log_level") << std::string(LogLevelName(c.log_level));
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace grinqh

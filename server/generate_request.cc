@@ -1,0 +1,192 @@
+#include "server/generate_request.h"
+
+#include <climits>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "engine/chat_template.h"
+#include "engine/status_macros.h"
+#include "engine/unicode.h"
+
+namespace grinqh {
+namespace {
+
+// Longest text field accepted before tokenizing: bounds the work one request can cause.
+constexpr size_t kMaxTextBytes = 4 << 20;
+constexpr int kMaxStopStrings = 16;
+constexpr size_t kMaxStopBytes = 256;
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status CheckText(const std::string& field, const std::string& text) {
+  if (text.size() > kMaxTextBytes) return Invalid(field, absl::StrCat("longer than ", kMaxTextBytes, " bytes"));
+  if (!IsValidUtf8(text)) return Invalid(field, "is not valid UTF-8");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const Tokenizer*> RequireTokenizer(const Model& model, const char* input) {
+  if (model.tokenizer() == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(input, ": this model has no tokenizer.json; send prompt_ids instead"));
+  }
+  return model.tokenizer();
+}
+
+absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& proto, const Model& model,
+                                               std::vector<int32_t>& stop_token_ids) {
+  switch (proto.input_case()) {
+    case v1::GenerateRequest::kPrompt: {
+      if (proto.prompt().empty()) return Invalid("prompt", "must not be empty");
+      GRINQH_RETURN_IF_ERROR(CheckText("prompt", proto.prompt()));
+      GRINQH_ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer(model, "prompt"));
+      return tokenizer->Encode(proto.prompt(), /*add_special_tokens=*/true);
+    }
+    case v1::GenerateRequest::kPromptIds: {
+      const auto& ids = proto.prompt_ids().ids();
+      if (ids.empty()) return Invalid("prompt_ids", "must not be empty");
+      const int vocab = model.config().vocab_size;
+      for (int i = 0; i < ids.size(); ++i) {
+        if (ids[i] < 0 || ids[i] >= vocab) {
+          return Invalid(absl::StrCat("prompt_ids.ids[", i, "]"),
+                         absl::StrCat(ids[i], " is outside the vocabulary [0, ", vocab, ")"));
+        }
+      }
+      return std::vector<int32_t>(ids.begin(), ids.end());
+    }
+    case v1::GenerateRequest::kMessages: {
+      std::vector<ChatMessage> messages;
+      for (int i = 0; i < proto.messages().messages_size(); ++i) {
+        const v1::ChatMessage& m = proto.messages().messages(i);
+        GRINQH_RETURN_IF_ERROR(CheckText(absl::StrCat("messages[", i, "].content"), m.content()));
+        messages.push_back({m.role(), m.content()});
+      }
+      if (messages.empty()) return Invalid("messages", "the conversation is empty");
+      GRINQH_ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer(model, "messages"));
+      GRINQH_ASSIGN_OR_RETURN(const ChatTemplate chat, ChatTemplate::ForTokenizer(*tokenizer));
+      GRINQH_ASSIGN_OR_RETURN(const std::string text, chat.Render(messages));
+      stop_token_ids.push_back(chat.end_of_turn_id());
+      return tokenizer->Encode(text);  // the template writes BOS itself where it has one
+    }
+    case v1::GenerateRequest::INPUT_NOT_SET:
+      break;
+  }
+  return Invalid("input", "one of prompt, prompt_ids or messages is required");
+}
+
+std::string Bits(float bits) { return absl::StrFormat("%g", bits); }
+
+// Chooses decode bits from the tier or the explicit target, within the model's range and
+// not below the request's floor.
+absl::Status ResolvePrecision(const v1::GenerateRequest& proto, const Model& model, const ServerConfig& config,
+                              float auto_bits, ResolvedRequest& out) {
+  const int depth = model.max_decode_bits();  // 0: no graded decoding
+  const float ceiling = depth > 0 ? static_cast<float>(depth) : 16.f;
+  const float min_bits = proto.min_bits();
+  if (!(std::isfinite(min_bits) && min_bits >= 0.f && min_bits <= ceiling)) {
+    return Invalid("min_bits", absl::StrCat("must be in [0, ", Bits(ceiling), "], got ", Bits(min_bits)));
+  }
+  float& bits = out.request.decode_bits;
+  if (proto.precision_case() == v1::GenerateRequest::kTargetBits) {
+    const float target = proto.target_bits();
+    if (depth == 0) {
+      return Invalid("target_bits", "this model has no graded decoding (not a GRINQH model); use a tier or leave it unset");
+    }
+    if (!(std::isfinite(target) && target > 0.f && target <= ceiling)) {
+      return Invalid("target_bits", absl::StrCat("must be in (0, ", depth, "], the model's stored depth; got ", Bits(target)));
+    }
+    if (target < min_bits) {
+      return Invalid("target_bits", absl::StrCat(Bits(target), " is below min_bits ", Bits(min_bits)));
+    }
+    bits = target;
+    return absl::OkStatus();
+  }
+  out.tier = proto.precision_case() == v1::GenerateRequest::kTier ? proto.tier() : config.default_tier;
+  const Tier* tier = config.FindTier(out.tier);
+  if (tier == nullptr) {
+    std::vector<std::string> names;
+    for (const Tier& t : config.tiers) names.push_back(t.name);
+    return Invalid("tier", absl::StrCat("unknown tier '", out.tier, "' (this server has: ", absl::StrJoin(names, ", "), ")"));
+  }
+  bits = tier->autoscaled ? auto_bits : tier->bits;
+  if (depth == 0) {
+    if (bits != kFullDepthBits) {
+      out.precision_note = absl::StrCat("this model has no graded decoding (bf16): tier '", out.tier,
+                                        "' runs at full precision");
+    }
+    bits = kFullDepthBits;
+    return absl::OkStatus();
+  }
+  if (bits > ceiling) {
+    out.precision_note = absl::StrCat("tier '", out.tier, "' asks ", Bits(bits), " bits; the model stores ", depth,
+                                      ", so it runs at full depth");
+    bits = kFullDepthBits;
+  } else if (bits != kFullDepthBits && bits < min_bits) {
+    out.precision_note = absl::StrCat("tier '", out.tier, "' at ", Bits(bits), " bits raised to min_bits ", Bits(min_bits));
+    bits = min_bits;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+float EffectiveDecodeBits(const Model& model, float decode_bits) {
+  if (decode_bits != kFullDepthBits) return decode_bits;
+  return model.max_decode_bits() > 0 ? static_cast<float>(model.max_decode_bits()) : 16.f;
+}
+
+absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest& proto, const Model& model,
+                                                       const std::string& served_name, const ServerConfig& config,
+                                                       float auto_bits) {
+  if (!proto.model().empty() && proto.model() != served_name) {
+    return absl::NotFoundError(absl::StrCat("model: '", proto.model(), "' is not served here (this server has '",
+                                            served_name, "')"));
+  }
+  if (proto.request_id().size() > 256) return Invalid("request_id", "longer than 256 bytes");
+  GRINQH_RETURN_IF_ERROR(CheckText("request_id", proto.request_id()));
+
+  ResolvedRequest out;
+  GenerationRequest& request = out.request;
+  GRINQH_ASSIGN_OR_RETURN(request.prompt_ids, PromptIds(proto, model, request.stop_token_ids));
+  const int context = model.config().max_position_embeddings;
+  const int prompt_tokens = static_cast<int>(request.prompt_ids.size());
+  if (prompt_tokens >= context) {
+    return Invalid(proto.input_case() == v1::GenerateRequest::kMessages ? "messages"
+                   : proto.input_case() == v1::GenerateRequest::kPrompt ? "prompt" : "prompt_ids",
+                   absl::StrCat(prompt_tokens, " tokens leave no room in the context length ", context));
+  }
+
+  const uint32_t max_tokens = proto.max_tokens();
+  if (max_tokens > static_cast<uint32_t>(config.limits.max_tokens)) {
+    return Invalid("max_tokens", absl::StrCat("must be <= ", config.limits.max_tokens, ", got ", max_tokens));
+  }
+  request.max_tokens = max_tokens == 0 ? config.limits.default_max_tokens : static_cast<int>(max_tokens);
+
+  request.sampling.temperature = proto.temperature();
+  request.sampling.top_k = static_cast<int>(std::min<uint32_t>(proto.top_k(), INT_MAX));
+  request.sampling.top_p = proto.top_p();
+  request.sampling.seed = proto.seed();
+  if (const absl::Status status = request.sampling.Validate(); !status.ok()) {
+    return absl::InvalidArgumentError(status.message());  // its messages start with the field
+  }
+
+  if (proto.stop_size() > kMaxStopStrings) return Invalid("stop", absl::StrCat("at most ", kMaxStopStrings, " strings"));
+  for (int i = 0; i < proto.stop_size(); ++i) {
+    const std::string field = absl::StrCat("stop[", i, "]");
+    const std::string& stop = proto.stop(i);
+    if (stop.empty()) return Invalid(field, "must not be empty");
+    if (stop.size() > kMaxStopBytes) return Invalid(field, absl::StrCat("longer than ", kMaxStopBytes, " bytes"));
+    GRINQH_RETURN_IF_ERROR(CheckText(field, stop));
+    request.stop.push_back(stop);
+  }
+  if (!request.stop.empty() && model.tokenizer() == nullptr) {
+    return absl::FailedPreconditionError("stop: stop strings need a tokenizer, and this model has none");
+  }
+  GRINQH_RETURN_IF_ERROR(ResolvePrecision(proto, model, config, auto_bits, out));
+  return out;
+}
+
+}  // namespace grinqh

@@ -1,0 +1,36 @@
+// A Generate RPC's request, checked and turned into the engine's GenerationRequest: the
+// input tokenized (or the chat template applied), server defaults and limits filled in,
+// and the precision chosen from the tier, the explicit target or the autoscaler.
+//
+// Every malformed field is INVALID_ARGUMENT with a message that starts with the field's
+// name; asking a model for what it cannot do (chat without a template, text without a
+// tokenizer) is FAILED_PRECONDITION; another model's name is NOT_FOUND.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/generator.h"
+#include "engine/model.h"
+#include "grinqh/v1/inference.pb.h"
+#include "server/config.h"
+
+namespace grinqh {
+
+struct ResolvedRequest {
+  GenerationRequest request;
+  std::string tier;            // the tier used; empty for an explicit target_bits
+  std::string precision_note;  // why the request did not get the precision it asked for
+};
+
+// `served_name`: the model's name in the API. `auto_bits`: what the autoscaled tier decodes
+// at now (kFullDepthBits = full depth).
+absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest& proto, const Model& model,
+                                                       const std::string& served_name, const ServerConfig& config,
+                                                       float auto_bits);
+
+// The bits per weight a decode at `decode_bits` reads: the target itself, or at full
+// depth the stored depth (16 for a bf16 model).
+float EffectiveDecodeBits(const Model& model, float decode_bits);
+
+}  // namespace grinqh

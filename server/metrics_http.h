@@ -1,0 +1,44 @@
+// Serves a metrics::Registry over HTTP for Prometheus: `GET /metrics` returns the text
+// exposition format, anything else 404. cpp-httplib runs it on a thread of its own.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "server/metrics.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace grinqh {
+
+class MetricsHttpServer {
+ public:
+  // Binds host:port (port 0 picks a free one) and starts serving `registry`, which must
+  // outlive the server. UNAVAILABLE naming host:port when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const metrics::Registry& registry,
+                                                                  const std::string& host, int port);
+  ~MetricsHttpServer();  // Stop()
+  MetricsHttpServer(const MetricsHttpServer&) = delete;
+  MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
+
+  // The bound port.
+  int port() const { return port_; }
+
+  // Stops listening, lets scrapes in progress finish, and joins the thread. Idempotent.
+  void Stop();
+
+ private:
+  MetricsHttpServer();
+
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
+  int port_ = 0;
+};
+
+}  // namespace grinqh

@@ -1,0 +1,181 @@
+// `grinqh serve`: the gRPC server. Loads the model, starts the scheduler, the autoscaler,
+// the metrics endpoint and the gRPC listener (with health and reflection), then waits for
+// SIGTERM or SIGINT and drains: health turns NOT_SERVING, new requests are refused, running
+// streams get the grace period to finish, and the process exits 0.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/model.h"
+#include "engine/scheduler.h"
+#include "engine/status_macros.h"
+#include "server/commands.h"
+#include "server/config.h"
+#include "server/generate_request.h"
+#include "server/inference_service.h"
+#include "server/metrics_http.h"
+#include "server/serving_metrics.h"
+
+namespace grinqh {
+namespace {
+
+constexpr char kServiceName[] = "grinqh.v1.InferenceService";
+constexpr char kDefaultConfig[] = "config/grinqh.yaml";
+
+absl::StatusOr<ServerConfig> ReadConfig(const Flags& flags) {
+  ServerConfig config;
+  if (auto path = flags.String("config")) {
+    GRINQH_ASSIGN_OR_RETURN(config, LoadServerConfig(*path));
+  } else if (std::filesystem::exists(kDefaultConfig)) {
+    GRINQH_ASSIGN_OR_RETURN(config, LoadServerConfig(kDefaultConfig));
+  }
+  GRINQH_RETURN_IF_ERROR(ApplyOverrides(config, flags));
+  return config;
+}
+
+SchedulerOptions ToSchedulerOptions(const ServerConfig& config) {
+  SchedulerOptions options;
+  options.max_batch_size = config.batching.max_batch_size;
+  options.max_queue = config.batching.max_queue;
+  options.prefill_chunk = config.batching.prefill_chunk;
+  options.max_step_tokens = config.batching.max_step_tokens;
+  options.kv_budget_tokens = config.kv_cache.budget_tokens;
+  return options;
+}
+
+// Informational lines on stderr, unless the config asks for warnings and errors only.
+struct Logger {
+  LogLevel level;
+  void Info(const std::string& line) const {
+    if (level <= LogLevel::kInfo) std::cerr << "grinqh serve: " << line << std::endl;
+  }
+};
+
+// Samples the load at the configured interval and publishes the autoscaled tier's bits.
+class AutoscalerThread {
+ public:
+  AutoscalerThread(const AutoscalerConfig& config, Scheduler& scheduler)
+      : autoscaler_(config), thread_([this, &config, &scheduler] {
+          const auto interval = std::chrono::duration<double>(config.interval_seconds);
+          std::unique_lock lock(mutex_);
+          while (!stop_) {
+            const SchedulerStats stats = scheduler.stats();
+            bits_ = autoscaler_.Observe({stats.queued, stats.running, scheduler.options().max_batch_size});
+            wake_.wait_for(lock, interval, [this] { return stop_; });
+          }
+        }) {}
+  ~AutoscalerThread() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  float bits() const { return bits_.load(); }
+
+ private:
+  Autoscaler autoscaler_;
+  std::atomic<float> bits_{kFullDepthBits};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::Status RunServe(const std::vector<std::string>& args) {
+  std::set<std::string> valued = ConfigOverrideFlags();
+  valued.insert("config");
+  GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args, valued, {"check-config"}));
+  GRINQH_ASSIGN_OR_RETURN(const ServerConfig config, ReadConfig(flags));
+  if (flags.Has("check-config")) {
+    std::cout << FormatServerConfig(config);
+    std::cerr << "grinqh serve: the configuration is valid" << std::endl;
+    return absl::OkStatus();
+  }
+  const Logger log{config.log_level};
+  if (config.backend == BackendKind::kCuda) {
+    return absl::FailedPreconditionError("backend: the CUDA backend is not available in this build yet; use cpu or auto");
+  }
+
+  // Signals are taken by sigwait below; block them before any thread starts so none of
+  // the threads gets them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ModelOptions model_options;
+  model_options.num_threads = config.model.threads;
+  GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, model_options));
+  const std::string model_name = std::filesystem::path(config.model.path).stem().string();
+  Scheduler scheduler(*model, ToSchedulerOptions(config));
+  AutoscalerThread autoscaler(config.autoscaler, scheduler);
+
+  ServingMetricsOptions metrics_options;
+  for (const Tier& tier : config.tiers) metrics_options.tiers.push_back(tier.name);
+  ServingMetrics metrics(metrics_options, [&scheduler] {
+    const SchedulerStats stats = scheduler.stats();
+    return ServingSnapshot{stats.queued, stats.running, stats.kv_tokens_reserved, stats.kv_budget_tokens,
+                           stats.decode_bits_in_use};
+  });
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+  if (config.metrics.enabled) {
+    GRINQH_ASSIGN_OR_RETURN(metrics_server,
+                            MetricsHttpServer::Start(metrics.registry(), config.metrics.host, config.metrics.port));
+  }
+
+  InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
+                           {model_name, "cpu"});
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string address = absl::StrCat(config.server.host, ":", config.server.port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.server.max_concurrent_streams);
+  grpc::ResourceQuota quota("grinqh");
+  quota.SetMaxThreads(config.server.max_concurrent_streams + 16);  // a handler thread per call
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kServiceName, true);
+
+  log.Info(absl::StrCat("serving ", model_name, " (", std::string(ArchitectureName(model->config().arch)), ", ",
+                        model->max_decode_bits() > 0 ? absl::StrCat("GRINQH ", model->max_decode_bits(), "-bit store")
+                                                     : std::string("bf16, full precision only"),
+                        ", cpu backend) on ", config.server.host, ":", port,
+                        metrics_server ? absl::StrCat(", metrics on ", config.metrics.host, ":", metrics_server->port(), "/metrics")
+                                       : std::string()));
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  const auto grace = std::chrono::milliseconds(static_cast<int64_t>(config.server.shutdown_grace_seconds * 1000));
+  log.Info(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining for up to ",
+                        config.server.shutdown_grace_seconds, " s"));
+  // Probes see NOT_SERVING at once; the scheduler refuses new requests (UNAVAILABLE) and lets
+  // the running ones finish within the grace period, then the listener closes.
+  health->SetServingStatus(false);
+  scheduler.Shutdown(grace);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  if (metrics_server) metrics_server->Stop();
+  log.Info("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace grinqh

@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""The real `grinqh serve` driven by Python's grpcio (Debian's python3-grpcio): streaming,
+validation, cancellation, concurrency, the standard health service through a SIGTERM drain,
+server reflection, and the `grinqh client` CLI.
+
+Usage: server_python_test.py GRINQH_BINARY REPO_ROOT PYTHON_STUB_DIR...
+"""
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+GRINQH, ROOT = sys.argv[1], sys.argv[2]
+sys.path[:0] = sys.argv[3:]
+del sys.argv[1:]
+
+import grpc  # noqa: E402
+
+# The health and reflection stubs live in grpc.health / grpc.reflection, as the pip packages
+# grpcio-health-checking and grpcio-reflection put them: extend the grpc package to find them.
+for stub_dir in list(sys.path):
+    if os.path.isdir(os.path.join(stub_dir, "grpc", "health")):
+        grpc.__path__.append(os.path.join(stub_dir, "grpc"))
+
+from grinqh.v1 import inference_pb2 as pb  # noqa: E402
+from grinqh.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
+from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+
+MODEL = os.path.join(ROOT, "models", "tiny-llama3")
+READY = re.compile(r"on 127\.0\.0\.1:(\d+), metrics on [0-9.]+:(\d+)/metrics")
+
+
+class Server:
+    """`grinqh serve` on free loopback ports; stderr is collected in a thread."""
+
+    def __init__(self, *args):
+        self.process = subprocess.Popen(
+            [GRINQH, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--model", MODEL, *args],
+            stderr=subprocess.PIPE, text=True)
+        self.log = []
+        ready = threading.Event()
+
+        def read():
+            for line in self.process.stderr:
+                self.log.append(line)
+                if match := READY.search(line):
+                    self.port, self.metrics_port = int(match[1]), int(match[2])
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(60):
+            self.process.kill()
+            raise RuntimeError("grinqh serve did not start:\n" + "".join(self.log))
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = pb_grpc.InferenceServiceStub(self.channel)
+
+    def metric(self, name):
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return math.nan
+
+    def await_metric(self, name, value, timeout=10):
+        deadline = time.time() + timeout
+        while self.metric(name) != value and time.time() < deadline:
+            time.sleep(0.05)
+        return self.metric(name)
+
+    def close(self):
+        self.channel.close()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
+
+
+def generate(stub, timeout=120, **fields):
+    """The stream's text, token ids and last message."""
+    text, ids, last = "", [], None
+    for response in stub.Generate(pb.GenerateRequest(**fields), timeout=timeout):
+        text += response.text
+        ids += response.token_ids
+        last = response
+    return text, ids, last
+
+
+def generate_cli(prompt, max_tokens):
+    """`grinqh generate --json` on the same model: the engine alone, no server."""
+    out = subprocess.run([GRINQH, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens),
+                          "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.stub = cls.server.stub
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def test_stream_matches_the_engine_alone(self):
+        expected = generate_cli("def quicksort(items):", 20)
+        text, ids, last = generate(self.stub, prompt="def quicksort(items):", max_tokens=20)
+        self.assertEqual(ids, expected["token_ids"])
+        self.assertEqual(text, expected["text"])
+        self.assertIn(last.finish_reason, (pb.FINISH_REASON_LENGTH, pb.FINISH_REASON_EOS))
+        self.assertEqual(last.usage.completion_tokens, len(ids))
+        self.assertGreater(last.usage.time_to_first_token_seconds, 0)
+
+    def test_concurrent_streams_get_their_solo_text(self):
+        prompts = [f"class Model{i}:" for i in range(8)]
+        expected = [generate_cli(p, 12) for p in prompts]
+        results = [None] * len(prompts)
+
+        def run(i):
+            results[i] = generate(self.stub, prompt=prompts[i], max_tokens=12)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i, (text, ids, _) in enumerate(results):
+            self.assertEqual(ids, expected[i]["token_ids"], f"stream {i}")
+            self.assertEqual(text, expected[i]["text"], f"stream {i}")
+
+    def test_invalid_requests_name_the_field(self):
+        cases = [
+            (dict(prompt=""), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+            (dict(prompt="x", top_p=2.0), grpc.StatusCode.INVALID_ARGUMENT, "top_p"),
+            (dict(prompt="x", temperature=float("nan")), grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
+            (dict(prompt="x", tier="warp"), grpc.StatusCode.INVALID_ARGUMENT, "tier"),
+            (dict(prompt="x", max_tokens=10**6), grpc.StatusCode.INVALID_ARGUMENT, "max_tokens"),
+            (dict(messages=pb.ChatMessages(messages=[pb.ChatMessage(role="user", content="hi")])),
+             grpc.StatusCode.FAILED_PRECONDITION, "chat template"),
+        ]
+        for fields, code, field in cases:
+            with self.subTest(fields=str(fields)):
+                with self.assertRaises(grpc.RpcError) as caught:
+                    generate(self.stub, **fields)
+                self.assertEqual(caught.exception.code(), code)
+                self.assertIn(field, caught.exception.details())
+
+    def test_cancel_mid_stream_returns_the_slot_and_cache(self):
+        call = self.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=4000), timeout=120)
+        for _ in range(3):
+            next(call)
+        self.assertEqual(self.server.metric("grinqh_running_batch_size"), 1)
+        self.assertGreater(self.server.metric("grinqh_kv_cache_used_tokens"), 0)
+        call.cancel()
+        self.assertEqual(self.server.await_metric("grinqh_running_batch_size", 0), 0)
+        self.assertEqual(self.server.await_metric("grinqh_kv_cache_used_tokens", 0), 0)
+
+    def test_health_and_reflection(self):
+        health = health_pb2_grpc.HealthStub(self.server.channel)
+        for service in ("", "grinqh.v1.InferenceService"):
+            response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING)
+
+        reflection = reflection_pb2_grpc.ServerReflectionStub(self.server.channel)
+        requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol="grinqh.v1.InferenceService")]
+        listed, files = list(reflection.ServerReflectionInfo(iter(requests), timeout=10))
+        names = {s.name for s in listed.list_services_response.service}
+        self.assertIn("grinqh.v1.InferenceService", names)
+        self.assertIn("grpc.health.v1.Health", names)
+        from google.protobuf import descriptor_pb2
+        descriptor = descriptor_pb2.FileDescriptorProto.FromString(
+            files.file_descriptor_response.file_descriptor_proto[0])
+        self.assertEqual(descriptor.name, "grinqh/v1/inference.proto")
+        self.assertIn("Generate", [m.name for m in descriptor.service[0].method])
+
+    def test_client_cli_streams_a_completion(self):
+        _, ids, last = generate(self.stub, prompt="import sys", max_tokens=10)
+        text = "".join(r.text for r in self.stub.Generate(pb.GenerateRequest(prompt="import sys", max_tokens=10)))
+        cli = subprocess.run([GRINQH, "client", "--server", f"127.0.0.1:{self.server.port}", "--prompt", "import sys",
+                              "--max-tokens", "10"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        self.assertEqual(cli.stdout, text + "\n")
+        self.assertIn(f"{last.usage.completion_tokens} completion tokens", cli.stderr)
+
+
+class DrainTest(unittest.TestCase):
+    def test_sigterm_turns_health_not_serving_and_drains(self):
+        config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        config.write("server: {shutdown_grace_seconds: 60}\n")
+        config.close()
+        server = Server("--config", config.name)
+        try:
+            health = health_pb2_grpc.HealthStub(server.channel)
+            call = server.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=200), timeout=120)
+            first = next(call)
+            server.process.send_signal(signal.SIGTERM)
+            deadline = time.time() + 10
+            status = None
+            while time.time() < deadline:
+                status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+                if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(status, health_pb2.HealthCheckResponse.NOT_SERVING)
+            rest = list(call)
+            tokens = len(first.token_ids) + sum(len(r.token_ids) for r in rest)
+            self.assertEqual(rest[-1].finish_reason, pb.FINISH_REASON_LENGTH)
+            self.assertEqual(tokens, 200)
+            self.assertEqual(server.process.wait(30), 0, "".join(server.log))
+        finally:
+            server.close()
+            os.unlink(config.name)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
