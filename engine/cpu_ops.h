@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 
 #include "engine/thread_pool.h"
 #include "engine/weights.h"
@@ -11,7 +12,20 @@ namespace grinqh::cpu {
 
 // y[t, :] = W x[t, :] for t < rows: x is [rows × W.cols], y is [rows × W.rows].
 // Weights are widened from their stored dtype on the fly; work splits over W's rows.
+// Each output sums in one fixed order, so a row's result does not depend on the other rows
+// of x: batching and chunking leave every sequence's bits alone. The order: kMatMulLanes
+// lanes, lane j accumulating x[k]·w[k] for k ≡ j (mod lanes) in increasing k (fused
+// multiply-adds when kMatMulFused), then the lanes added pairwise (j + lanes/2, ..., + 1).
 void MatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, float* y);
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define GRINQH_MATMUL_AVX512 1
+inline constexpr int kMatMulLanes = 16;
+inline constexpr bool kMatMulFused = true;
+#else
+#define GRINQH_MATMUL_AVX512 0
+inline constexpr int kMatMulLanes = 4;  // the compiler's portable vectors
+inline constexpr bool kMatMulFused = false;
+#endif
 
 // Several products of the same input (q/k/v, gate/up) in one parallel loop, so a decode
 // step pays one dispatch instead of three.
@@ -19,7 +33,10 @@ struct MatMulOutput {
   const Matrix* w;
   float* y;
 };
-void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<MatMulOutput> outputs);
+void MatMul(ThreadPool& pool, const float* x, int rows, std::span<const MatMulOutput> outputs);
+inline void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_list<MatMulOutput> outputs) {
+  MatMul(pool, x, rows, std::span<const MatMulOutput>(outputs.begin(), outputs.size()));
+}
 
 // y = W x with each row's input channels read at graded levels: row t's channels are
 // graded by GradeRow at row_targets[t] (0 = every channel at full stored depth) against
