@@ -104,6 +104,9 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
       }
       continue;
     }
+    if (event->finished && !event->status.ok()) {  // the engine failed this request
+      return finish(grpc::Status(grpc::StatusCode::INTERNAL, std::string(event->status.message())));
+    }
     if (!client_gone && (!event->tokens.empty() || !event->text.empty() || event->finished)) {
       v1::GenerateResponse response;
       response.set_request_id(request_id);

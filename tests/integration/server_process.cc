@@ -5,12 +5,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
-#include <regex>
+#include <optional>
+#include <utility>
 
 #include "gtest/gtest.h"
 
 namespace grinqh::testing {
+namespace {
+
+// The number right after the first `prefix` found from `from` in `text`, and where it ends.
+std::optional<std::pair<int, size_t>> NumberAfter(const std::string& text, const std::string& prefix, size_t from) {
+  const size_t at = text.find(prefix, from);
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = at + prefix.size();
+  int value = 0;
+  while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) value = value * 10 + (text[end++] - '0');
+  if (end == at + prefix.size()) return std::nullopt;
+  return std::make_pair(value, end);
+}
+
+}  // namespace
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {GRINQH_BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"};
@@ -36,15 +52,18 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args) {
   fcntl(stderr_fd_, F_SETFL, O_NONBLOCK);
 
   // "... on 127.0.0.1:PORT, metrics on HOST:PORT/metrics"
-  const std::regex ready(R"(on 127\.0\.0\.1:(\d+), metrics on [0-9.]+:(\d+)/metrics)");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     ReadAvailable(0.1);
-    std::smatch match;
-    if (std::regex_search(log_, match, ready)) {
-      grpc_port_ = std::stoi(match[1]);
-      metrics_port_ = std::stoi(match[2]);
-      return;
+    if (const auto grpc = NumberAfter(log_, " on 127.0.0.1:", 0)) {
+      const size_t metrics_at = log_.find("metrics on ", grpc->second);
+      const size_t colon = metrics_at == std::string::npos ? metrics_at : log_.find(':', metrics_at);
+      const auto metrics = colon == std::string::npos ? std::nullopt : NumberAfter(log_, ":", colon);
+      if (metrics && log_.compare(metrics->second, 8, "/metrics") == 0) {  // the whole line is in
+        grpc_port_ = grpc->first;
+        metrics_port_ = metrics->first;
+        return;
+      }
     }
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
-#include <regex>
 #include <thread>
 
 #include "engine/generator.h"
