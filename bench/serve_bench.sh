@@ -28,13 +28,13 @@ done
 
 "$load" --server "127.0.0.1:$port" --concurrency 1 --requests 2 --max-tokens 16 >/dev/null  # warm-up
 for c in 1 4 16; do
-  requests=$(( c == 1 ? 8 : (c == 4 ? 4 : 2) ))
+  requests=$(( c == 1 ? 16 : (c == 4 ? 8 : 4) ))
   "$load" --server "127.0.0.1:$port" --concurrency "$c" --requests "$requests" --max-tokens "$max_tokens"
 done
 
 # gRPC overhead: one stream of max_tokens through the server against the engine alone.
 prompt='def function_0_0(x):'
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
   "$load" --server "127.0.0.1:$port" --concurrency 1 --requests 1 --max-tokens "$max_tokens" --prompt def\ function \
     | sed 's/^{/{"mode":"grpc",/'
   "$grinqh" generate --model "$model" --prompt "$prompt" --max-tokens "$max_tokens" --json 2>/dev/null | tail -1 \
