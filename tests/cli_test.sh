@@ -55,5 +55,18 @@ expect "bits above the stored depth" 2 "outside this model's range" -- \
 expect "bits on a plain model" 2 'need a GRINQH model' -- "$grinqh" generate --model "$model" --prompt x --bits 3
 expect "not a model file" 2 'not a .grinqh file' -- "$grinqh" generate --model "$model/config.json" --prompt x
 
+# The server's configuration is checked before anything starts.
+config="$2/config/grinqh.yaml"
+expect "check the shipped config" 0 'the configuration is valid' -- "$grinqh" serve --config "$config" --check-config
+expect "flags override the config" 0 'port: 6000' -- "$grinqh" serve --config "$config" --port 6000 --check-config
+printf 'batching:\n  max_queue: 0\n' >"$tmp/bad.yaml"
+expect "bad config value" 2 'batching.max_queue' -- "$grinqh" serve --config "$tmp/bad.yaml" --check-config
+printf 'batching:\n  max_qeue: 4\n' >"$tmp/typo.yaml"
+expect "unknown config key" 2 'max_qeue' -- "$grinqh" serve --config "$tmp/typo.yaml" --check-config
+expect "bad port flag" 2 'port' -- "$grinqh" serve --config "$config" --port 70000 --check-config
+expect "no CUDA backend yet" 1 'CUDA backend' -- "$grinqh" serve --config "$config" --backend cuda --port 0 --metrics-port 0
+expect "no server to talk to" 1 'failed to connect|Connection refused|UNAVAILABLE|unavailable' -- \
+  "$grinqh" client --server 127.0.0.1:1 --prompt x --timeout 5
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
