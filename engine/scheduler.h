@@ -6,7 +6,12 @@
 // never stalls the decodes running beside it. Requests join the batch at any step (from a
 // bounded admission queue) and leave it the step they finish or are cancelled, and their
 // KV cache is freed then. The KV budget is counted in tokens: a sequence reserves
-// prompt + max_tokens positions when it is admitted to the running batch.
+// prompt + max_tokens positions (within the context) when it is admitted to the running
+// batch. Admission is first come, first served: a request waiting for budget holds back
+// those behind it, so a large request is never starved by small ones.
+//
+// The CPU backend sums every row in one order whatever shares its batch (cpu_ops.h), so a
+// request streams exactly the tokens Generate gives it alone.
 //
 // Knows nothing of gRPC: the server turns Submit's status and the events into RPCs.
 #pragma once
@@ -33,7 +38,8 @@ struct SchedulerOptions {
   int max_batch_size = 32;           // sequences in the running batch
   int max_queue = 64;                // requests waiting for a slot; more are refused
   int prefill_chunk = 256;           // prompt tokens one sequence feeds per step
-  int max_step_tokens = 512;         // tokens in one Forward (decodes first, then prefill chunks)
+  int max_step_tokens = 512;         // tokens in one Forward: decodes first (all of them), then
+                                     // prefill chunks in admission order while room is left
   int64_t kv_budget_tokens = 65536;  // cached positions reserved by all running sequences
 };
 
