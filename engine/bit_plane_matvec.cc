@@ -1,6 +1,7 @@
 #include "engine/bit_plane_matvec.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -112,15 +113,46 @@ void Tile(const BitPlaneView& w, int tile, const float* x, const uint8_t* levels
   Tile(w, tile, x, levels, y, acc);
 }
 
+struct ReadCounters {
+  std::atomic<bool> on{false};
+  std::atomic<uint64_t> plane_bytes{0}, bytes{0}, weights{0}, channels{0}, products{0};
+} counters;
+
+void Count(const BitPlaneShape& shape, const uint8_t* levels) {
+  if (!counters.on.load(std::memory_order_relaxed)) return;
+  uint64_t planes = 0;
+  for (int k = 0; k < shape.cols; ++k) planes += levels[k];
+  counters.plane_bytes.fetch_add(planes * shape.plane_bytes() * uint64_t(shape.tiles()), std::memory_order_relaxed);
+  counters.bytes.fetch_add(BitPlaneBytesRead(shape, levels), std::memory_order_relaxed);
+  counters.weights.fetch_add(uint64_t(shape.rows) * uint64_t(shape.cols), std::memory_order_relaxed);
+  counters.channels.fetch_add(uint64_t(shape.cols), std::memory_order_relaxed);
+  counters.products.fetch_add(1, std::memory_order_relaxed);
+}
+
 }  // namespace
 
+void StartCountingBitPlaneReads() {
+  for (auto* c : {&counters.plane_bytes, &counters.bytes, &counters.weights, &counters.channels, &counters.products}) {
+    c->store(0);
+  }
+  counters.on.store(true);
+}
+
+BitPlaneReads StopCountingBitPlaneReads() {
+  counters.on.store(false);
+  return {counters.plane_bytes.load(), counters.bytes.load(), counters.weights.load(), counters.channels.load(),
+          counters.products.load()};
+}
+
 void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
+  Count(w.shape, levels);
   pool.ParallelFor(w.shape.tiles(), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) Tile(w, static_cast<int>(t), x, levels, y);
   });
 }
 
 void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
+  Count(w.shape, levels);
   for (int t = 0; t < w.shape.tiles(); ++t) Tile(w, t, x, levels, y);
 }
 

@@ -157,6 +157,20 @@ absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q, in
   return m;
 }
 
+absl::StatusOr<BitPlaneMatrix> PackFixedWidthCodes(const quant::QuantizedMatrix& q, int tile_rows) {
+  if (q.bits < 1 || q.bits > kCodeBits) {
+    return absl::InvalidArgumentError(absl::StrCat("bit planes: ", q.bits, "-bit codes do not fit 8-bit ones"));
+  }
+  const int dropped = kCodeBits - q.bits;
+  const float step = static_cast<float>(1 << dropped);
+  quant::QuantizedMatrix wide = q;
+  wide.bits = kCodeBits;
+  for (uint8_t& code : wide.codes) code = static_cast<uint8_t>(code << dropped);
+  for (float& scale : wide.scales) scale /= step;
+  for (float& zero : wide.zeros) zero = zero * step + 0.5f * (step - 1.f);
+  return PackBitPlanes(wide, tile_rows, q.bits);
+}
+
 absl::StatusOr<std::vector<uint8_t>> UnpackCodes(const BitPlaneView& view, int level) {
   const std::vector<int> levels(static_cast<size_t>(std::max(view.shape.cols, 0)), level);
   if (absl::Status s = CheckLevels(view.shape, levels); !s.ok()) return s;

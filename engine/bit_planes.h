@@ -100,6 +100,15 @@ absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q,
                                              int tile_rows = kDefaultTileRows,
                                              int max_bits = kCodeBits);
 
+// A fixed-width baseline's codes (q.bits = N ≤ 8: RTN, GPTQ, AWQ) as a store of depth N
+// whose full depth reads exactly scale · (q − zero): the 8-bit code is q << (8 − N), and
+// since level N reads it at the centre of its interval (+ (2^(8−N) − 1)/2), the stored
+// scale is scale / 2^(8−N) and the stored zero zero · 2^(8−N) + (2^(8−N) − 1)/2, both
+// exact in fp16 unless the scale falls below fp16's normal range (refused, as PackBitPlanes
+// refuses any inexact value).
+absl::StatusOr<BitPlaneMatrix> PackFixedWidthCodes(const quant::QuantizedMatrix& q,
+                                                   int tile_rows = kDefaultTileRows);
+
 // The codes at `level` (0..stored_planes), [rows × cols] row-major: the top `level` bits
 // of each code in place, the dropped low bits zero (level 0: all zero).
 absl::StatusOr<std::vector<uint8_t>> UnpackCodes(const BitPlaneView& view, int level);

@@ -91,7 +91,8 @@ std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int 
 }
 
 std::string BaselineOptions::Name() const {
-  return method == "grinqh" && grading == "gains" ? absl::StrCat(method, "-gains-", bits) : absl::StrCat(method, "-", bits);
+  if (method != "grinqh") return absl::StrCat(method, "-", bits);
+  return absl::StrCat(method, grading == "gains" ? "-gains" : "", "-", bits);
 }
 
 double BaselineOptions::EffectiveBits(double decode_bits) const {
@@ -109,7 +110,7 @@ absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
   const std::vector<float> weights = WidenToFloat(matrix);
   const quant::QuantizedMatrix q = quant::QuantizeRtn(weights, matrix.rows, matrix.cols, 8, options_.group_size);
   auto nested = std::make_unique<NestedLinear>();
-  GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, kGrinqhTileRows, options_.bits));
+  GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, GrinqhTileRows(matrix.rows), options_.bits));
   planes_.push_back(std::make_unique<BitPlaneMatrix>(std::move(packed)));
   nested->planes = planes_.back()->view();
   // Ungraded rows (prefill) read the full stored depth as a dense matrix.
@@ -123,7 +124,7 @@ absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
 
 absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
     const Model& base, const BaselineOptions& options, std::span<const std::vector<int32_t>> calibration,
-    const ProgressFn& progress) {
+    const ProgressFn& progress, const QuantizedLayerSink& sink) {
   if (options.method != "rtn" && options.method != "gptq" && options.method != "awq" && options.method != "grinqh") {
     return absl::InvalidArgumentError(absl::StrCat("unknown quantization method '", options.method,
                                                    "' (rtn, gptq, awq or grinqh)"));
@@ -140,6 +141,7 @@ absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
   }
   std::unique_ptr<QuantizedVariant> v(new QuantizedVariant());
   v->options_ = options;
+  v->sink_ = sink;
   v->config_ = base.config();
   v->weights_ = base.weights();
   GRINQH_ASSIGN_OR_RETURN(v->backend_, CpuBackend::Create(v->config_, v->weights_, base.options().num_threads));
@@ -168,6 +170,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
     for (const LinearLayerRef& t : targets) {
       const quant::QuantizedMatrix q =
           quant::QuantizeRtn(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, options_.bits, options_.group_size);
+      if (sink_) GRINQH_RETURN_IF_ERROR(sink_(t, q, {}));
       Replace(*t.matrix, q.Dequantize());
     }
     if (progress) progress(stage, 1.0);
@@ -206,6 +209,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
     for (const LinearLayerRef& t : targets) {
       const std::vector<double>& h = hessians.at(t.site).hessian();
       const quant::QuantizedMatrix q = QuantizeGptq(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, h, gptq);
+      if (sink_) GRINQH_RETURN_IF_ERROR(sink_(t, q, {}));
       Replace(*t.matrix, q.Dequantize());
     }
   } else {
@@ -240,7 +244,9 @@ absl::Status QuantizedVariant::QuantizeAwqSites(const std::vector<LinearLayerRef
     const int cols = sample_cols.at(site);
     const int n = static_cast<int>(inputs.size() / static_cast<size_t>(cols));
     const AwqResult result = QuantizeAwq(layers, cols, inputs, n, awq);
+    if (result.layers.size() != group.size()) return absl::InternalError("AWQ quantized nothing (malformed inputs)");
     for (size_t i = 0; i < group.size(); ++i) {
+      if (sink_) GRINQH_RETURN_IF_ERROR(sink_(*group[i], result.layers[i], result.input_scales));
       Replace(*group[i]->matrix, AwqEffectiveWeights(result.layers[i], result.input_scales));
     }
   }

@@ -24,6 +24,9 @@ namespace grinqh {
 // Output rows per tile of the bit-plane store: a plane of a 256-row tile is 32 bytes, one
 // GPU memory sector, so reading level b of a channel touches b sectors and no more.
 inline constexpr int kGrinqhTileRows = 256;
+// A matrix with fewer rows gets one tile of its own height (rounded up to a multiple of 8),
+// so no padding rows are stored or read.
+inline int GrinqhTileRows(int rows) { return rows >= kGrinqhTileRows ? kGrinqhTileRows : (rows + 7) / 8 * 8; }
 
 // The norm of each input channel's column of a [rows × cols] matrix: GRINQH's grading
 // statistic c_k (the importance of channel k is |x_k| · c_k).
@@ -54,6 +57,12 @@ struct BaselineOptions {
 // Called as calibration proceeds: what is being done, and how far along (0..1).
 using ProgressFn = std::function<void(const std::string& stage, double fraction)>;
 
+// Receives each layer of a fixed-width baseline as it is quantized: its codes and
+// parameters, and AWQ's input scales (the weights are dequant(q) · diag(1/s); empty for
+// RTN and GPTQ). What a .grinqh file of the baseline stores.
+using QuantizedLayerSink = std::function<absl::Status(const LinearLayerRef& layer, const quant::QuantizedMatrix& q,
+                                                      std::span<const float> input_scales)>;
+
 // The base model with every linear layer (LM head included, untied from the embedding)
 // replaced by its quantized weights. Shares embedding and norms with the base model,
 // which must outlive it.
@@ -61,10 +70,12 @@ class QuantizedVariant {
  public:
   static absl::StatusOr<std::unique_ptr<QuantizedVariant>> Create(
       const Model& base, const BaselineOptions& options,
-      std::span<const std::vector<int32_t>> calibration, const ProgressFn& progress = {});
+      std::span<const std::vector<int32_t>> calibration, const ProgressFn& progress = {},
+      const QuantizedLayerSink& sink = {});
 
   const BaselineOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
+  const ModelWeights& weights() const { return weights_; }
 
  private:
   QuantizedVariant() = default;
@@ -79,6 +90,7 @@ class QuantizedVariant {
                                 const std::map<LinearSite, int>& sample_cols);
 
   BaselineOptions options_;
+  QuantizedLayerSink sink_;
   ModelConfig config_;
   ModelWeights weights_;
   std::vector<std::vector<float>> storage_;  // the fp32 weights that replaced the views

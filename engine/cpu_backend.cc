@@ -159,12 +159,35 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
 
 void CpuBackend::Linear(const float* x, int rows, std::initializer_list<cpu::MatMulOutput> outputs, bool head) {
   const std::vector<float>& targets = head ? head_targets_ : row_targets_;
-  const bool graded = std::any_of(targets.begin(), targets.end(), [](float t) { return t > 0.f; });
-  if (!graded || outputs.begin()->w->nested == nullptr) {
+  if (outputs.begin()->w->nested == nullptr) {
     cpu::MatMul(pool_, x, rows, outputs);
     return;
   }
-  for (const cpu::MatMulOutput& out : outputs) cpu::GradedMatMul(pool_, x, rows, *out.w, targets.data(), out.y);
+  // Graded rows read the nested planes, the others the dense full-depth weights, each
+  // row by its own target whatever shares the batch. Runs of alike rows go together (the
+  // scheduler puts decodes first, so a mixed batch is usually two runs).
+  const size_t k_in = static_cast<size_t>(outputs.begin()->w->cols);
+  // GRINQH: each layer reads its own calibrated share of the model-wide target.
+  const auto layer_targets = [&](const Matrix& w, int begin, int end) {
+    layer_targets_.assign(targets.begin() + begin, targets.begin() + end);
+    for (float& t : layer_targets_) t = w.nested->schedule.LayerTarget(t);
+    return layer_targets_.data();
+  };
+  for (int begin = 0; begin < rows;) {
+    const bool graded = targets[begin] > 0.f;
+    int end = begin + 1;
+    while (end < rows && (targets[end] > 0.f) == graded) ++end;
+    const float* run_x = x + static_cast<size_t>(begin) * k_in;
+    std::vector<cpu::MatMulOutput> run_outputs;
+    for (const cpu::MatMulOutput& out : outputs) {
+      run_outputs.push_back({out.w, out.y + static_cast<size_t>(begin) * static_cast<size_t>(out.w->rows)});
+      if (graded) {
+        cpu::GradedMatMul(pool_, run_x, end - begin, *out.w, layer_targets(*out.w, begin, end), run_outputs.back().y);
+      }
+    }
+    if (!graded) cpu::MatMul(pool_, run_x, end - begin, run_outputs);
+    begin = end;
+  }
 }
 
 // Causal attention of each new token over its own sequence's cache (grouped-query:

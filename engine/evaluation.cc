@@ -44,4 +44,35 @@ void ScoreWindow(std::span<const float> reference, std::span<const float> candid
   }
 }
 
+BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size) {
+  BitsAccount a;
+  for (const LinearLayerRef& l : LinearLayers(weights, config)) {
+    const double rows = l.matrix->rows, cols = l.matrix->cols;
+    const double groups = std::ceil(cols / group_size);
+    a.weights += rows * cols;
+    a.bytes += rows * cols * bits / 8 + rows * groups * 2 * sizeof(uint16_t);
+  }
+  return a;
+}
+
+BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel, bool scheduled) {
+  return {double(reads.bytes) + double(reads.channels) * metadata_bytes_per_channel +
+              (scheduled ? double(reads.products) * 2 * sizeof(float) : 0.0),
+          double(reads.weights)};
+}
+
+BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config) {
+  BitsAccount a;
+  for (const LinearLayerRef& l : LinearLayers(weights, config)) {
+    a.weights += double(l.matrix->rows) * l.matrix->cols;
+    const NestedLinear* n = l.matrix->nested;
+    if (n == nullptr) continue;
+    const BitPlaneShape& shape = n->planes.shape;
+    a.bytes += double(shape.planes_size()) + double(shape.params_size()) * 2 * sizeof(uint16_t) +
+               double(n->channel_scale.size() + n->level_gains.size() + n->schedule.model_targets.size() +
+                      n->schedule.budgets.size()) * sizeof(float);
+  }
+  return a;
+}
+
 }  // namespace grinqh

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <span>
 
+#include "engine/bit_plane_matvec.h"
+#include "engine/model_config.h"
+#include "engine/weights.h"
+
 namespace grinqh {
 
 struct EvalStats {
@@ -24,5 +28,26 @@ struct EvalStats {
 // same window. Every position counts for KLD and top-1; all but the last for perplexity.
 void ScoreWindow(std::span<const float> reference, std::span<const float> candidate,
                  std::span<const int32_t> tokens, int vocab, EvalStats& stats);
+
+// Honest accounting (DESIGN.md §2.5): bits per weight = bytes × 8 / weights, over every
+// quantized linear layer (the LM head included), everything the step reads counted.
+struct BitsAccount {
+  double bytes = 0;
+  double weights = 0;
+  double bits() const { return weights > 0 ? 8 * bytes / weights : 0; }
+};
+
+// A fixed-width method reading `bits` per weight and an fp16 scale and zero per (row, group).
+BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size);
+
+// What graded products read, from the bit-plane product's counters (planes, and scales and
+// zeros of every group read), plus per product the grading rule's per-channel metadata
+// (`metadata_bytes_per_channel`: 4 for channel_scale) and, when the layer is scheduled,
+// its two budgets around the target (8 bytes).
+BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel, bool scheduled);
+
+// What the nested layers of a model store: planes (tile padding included), scales, zeros,
+// the grading metadata and the schedules.
+BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config);
 
 }  // namespace grinqh

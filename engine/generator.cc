@@ -78,7 +78,7 @@ absl::Status ValidateRequest(const Model& model, const GenerationRequest& reques
   GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
   if (request.decode_bits != 0.f) {
     if (model.max_decode_bits() == 0) {
-      return absl::InvalidArgumentError("decode bits need a GRINQH model (.grinqh); this model decodes at full precision");
+      return absl::InvalidArgumentError("decode bits need a GRINQH model with graded decoding; this model (a bf16 checkpoint or a fixed-width rtn/gptq/awq file) decodes at full precision only");
     }
     if (!(request.decode_bits > 0.f && request.decode_bits <= static_cast<float>(model.max_decode_bits()))) {
       return absl::InvalidArgumentError(absl::StrCat("decode bits ", request.decode_bits, " is outside this model's range (0, ",

@@ -124,3 +124,17 @@ void GradeRowByGains(std::span<const float> x, std::span<const float> gains, flo
 }
 
 }  // namespace grinqh
+
+namespace grinqh {
+
+float LayerSchedule::LayerTarget(float model_target) const {
+  if (model_targets.empty() || model_target <= 0.f) return model_target;
+  if (model_target <= model_targets.front()) return budgets.front() * (model_target / model_targets.front());
+  if (model_target >= model_targets.back()) return budgets.back();
+  const size_t i = static_cast<size_t>(std::upper_bound(model_targets.begin(), model_targets.end(), model_target) -
+                                       model_targets.begin());  // model_targets[i-1] < target < model_targets[i]
+  const float f = (model_target - model_targets[i - 1]) / (model_targets[i] - model_targets[i - 1]);
+  return budgets[i - 1] + f * (budgets[i] - budgets[i - 1]);
+}
+
+}  // namespace grinqh

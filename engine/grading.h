@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace grinqh {
 
@@ -30,5 +31,24 @@ namespace grinqh {
 // subject to Σ b_k = budget); λ is found by bisection, the remainder spent greedily.
 void GradeRowByGains(std::span<const float> x, std::span<const float> gains, float target, int max_level,
                      std::span<uint8_t> levels);
+
+}  // namespace grinqh
+
+namespace grinqh {
+
+// A layer's calibrated share of the model-wide target (engine/grading_schedule.h):
+// when the model reads model_targets[i] bits per weight on average, this layer reads
+// budgets[i]. Between fitted targets the budget is interpolated linearly, which keeps the
+// model-wide average exact (the constraint is linear); below the first target every
+// budget shrinks in proportion (the same holds). Empty: the layer reads the model-wide
+// target itself (uniform budgets).
+struct LayerSchedule {
+  std::vector<float> model_targets;  // ascending
+  std::vector<float> budgets;        // one per model target, each in (0, max_level]
+
+  bool empty() const { return model_targets.empty(); }
+  // 0 (full depth) stays 0.
+  float LayerTarget(float model_target) const;
+};
 
 }  // namespace grinqh

@@ -1,14 +1,11 @@
+// Reading a .grinqh file (docs/FORMAT.md) as a Model: Model::Load's .grinqh path.
 #include "engine/grinqh_model.h"
 
-#include <set>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "engine/bit_plane_matvec.h"
-#include "engine/calibration.h"
 #include "engine/cpu_backend.h"
-#include "engine/file_util.h"
 #include "engine/model.h"
-#include "engine/quant.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -17,81 +14,103 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr char kMethod[] = "grinqh";
-
-// "model.layers.0.mlp.up_proj.weight" → "model.layers.0.mlp.up_proj"
-std::string Prefix(const std::string& weight_name) { return weight_name.substr(0, weight_name.rfind(".weight")); }
-
-absl::StatusOr<std::string> ReadOptional(const std::filesystem::path& path) {
-  if (!std::filesystem::exists(path)) return std::string();
-  return ReadFileToString(path);
+absl::Status InFile(const std::filesystem::path& path, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(path.string(), ": ", s.message()));
 }
 
-std::span<const std::byte> Bytes(const std::vector<float>& v) {
-  return std::as_bytes(std::span<const float>(v));
+// The "quantization" section: a method this reader knows, with integer group_size and
+// max_bits (and bits, = max_bits, for a fixed-width baseline).
+absl::StatusOr<GrinqhFileSummary> ParseQuantization(const GrinqhFile& file) {
+  const json q = json::parse(file.Section("quantization").value_or(""), nullptr, false);
+  const auto integer = [&](const char* key) { return q.contains(key) && q[key].is_number_integer(); };
+  if (!q.is_object() || !integer("group_size") || !integer("max_bits")) {
+    return absl::InvalidArgumentError(
+        "the \"quantization\" section must give a method with integer group_size and max_bits");
+  }
+  GrinqhFileSummary summary;
+  summary.method = q.value("method", "");
+  summary.group_size = q["group_size"].get<int>();
+  summary.bits = q["max_bits"].get<int>();
+  if (summary.method != "grinqh" && summary.method != "rtn" && summary.method != "gptq" && summary.method != "awq") {
+    return absl::InvalidArgumentError(absl::StrCat("quantization method \"", summary.method,
+                                                   "\" is not one this reader knows (grinqh, rtn, gptq, awq)"));
+  }
+  if (!summary.graded() && (!integer("bits") || q["bits"].get<int>() != summary.bits)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a ", summary.method, " file must give integer bits equal to max_bits"));
+  }
+  if (summary.group_size < 1 || summary.bits < 1 || summary.bits > 8) {
+    return absl::InvalidArgumentError("group_size must be positive and max_bits in [1, 8]");
+  }
+  return summary;
+}
+
+// The "schedules" section, as each layer's LayerSchedule (empty when the file has none).
+// Refused unless it covers every layer with one budget in (0, max_bits] per ascending
+// target, and every target's budgets average to that target over the weights.
+absl::StatusOr<std::vector<LayerSchedule>> ParseSchedules(const GrinqhFile& file,
+                                                         const std::vector<LinearLayerRef>& linears, int max_bits) {
+  std::vector<LayerSchedule> schedules(linears.size());
+  const std::optional<std::string> text = file.Section("schedules");
+  if (!text) return schedules;
+  const json s = json::parse(*text, nullptr, false);
+  const auto bad = [](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("\"schedules\": ", why));
+  };
+  if (!s.is_object() || !s.contains("model_targets") || !s["model_targets"].is_array() || !s.contains("layers") ||
+      !s["layers"].is_object() || s["model_targets"].empty()) {
+    return bad("needs a non-empty array model_targets and an object layers");
+  }
+  std::vector<float> targets;
+  for (const json& t : s["model_targets"]) {
+    if (!t.is_number() || !(t.get<double>() > 0 && t.get<double>() <= max_bits) ||
+        (!targets.empty() && !(t.get<float>() > targets.back()))) {
+      return bad(absl::StrCat("model_targets must ascend within (0, ", max_bits, "]"));
+    }
+    targets.push_back(t.get<float>());
+  }
+  std::vector<double> weighted(targets.size(), 0.0);
+  double total = 0;
+  for (size_t i = 0; i < linears.size(); ++i) {
+    const std::string name = GrinqhLayerPrefix(linears[i].name);
+    const auto it = s["layers"].find(name);
+    if (it == s["layers"].end() || !it->is_array() || it->size() != targets.size()) {
+      return bad(absl::StrCat("layer \"", name, "\" needs one budget per model target"));
+    }
+    const double n = double(linears[i].matrix->rows) * linears[i].matrix->cols;
+    total += n;
+    schedules[i].model_targets = targets;
+    for (size_t t = 0; t < targets.size(); ++t) {
+      const json& b = (*it)[t];
+      if (!b.is_number() || !(b.get<double>() > 0 && b.get<double>() <= max_bits)) {
+        return bad(absl::StrCat("layer \"", name, "\": budgets must lie in (0, ", max_bits, "]"));
+      }
+      schedules[i].budgets.push_back(b.get<float>());
+      weighted[t] += n * b.get<double>();
+    }
+  }
+  for (size_t t = 0; t < targets.size(); ++t) {
+    if (std::abs(weighted[t] / total - targets[t]) > 1e-3) {
+      return bad(absl::StrCat("at target ", targets[t], " the budgets average ", weighted[t] / total));
+    }
+  }
+  return schedules;
 }
 
 }  // namespace
 
-absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, const GrinqhQuantizeOptions& options,
-                                  const std::filesystem::path& out,
-                                  const std::function<void(const std::string&, double)>& progress) {
-  if (options.max_bits < 1 || options.max_bits > 8) {
-    return absl::InvalidArgumentError(absl::StrCat("--max-bits must be in [1, 8], got ", options.max_bits));
+absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path& path) {
+  auto file = GrinqhFile::Open(path, /*verify_checksums=*/false);
+  if (!file.ok()) return file.status();
+  auto summary = ParseQuantization(**file);
+  if (!summary.ok()) return InFile(path, summary.status());
+  const json s = json::parse((*file)->Section("schedules").value_or("{}"), nullptr, false);
+  if (s.is_object() && s.contains("model_targets") && s["model_targets"].is_array()) {
+    for (const json& t : s["model_targets"]) {
+      if (t.is_number()) summary->schedule_targets.push_back(t.get<float>());
+    }
   }
-  if (options.group_size < 1) return absl::InvalidArgumentError("--group-size must be positive");
-  GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(hf_dir, {.num_threads = 1}));
-  GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(hf_dir));
-  ModelWeights weights = model->weights();
-  const std::vector<LinearLayerRef> linears = LinearLayers(weights, model->config());
-
-  GrinqhFileWriter writer;
-  std::set<std::string> quantized;
-  for (size_t i = 0; i < linears.size(); ++i) {
-    const LinearLayerRef& l = linears[i];
-    const Matrix& m = *l.matrix;
-    const std::vector<float> w = WidenToFloat(m);
-    const quant::QuantizedMatrix q = quant::QuantizeRtn(w, m.rows, m.cols, 8, options.group_size);
-    GRINQH_ASSIGN_OR_RETURN(const BitPlaneMatrix planes, PackBitPlanes(q, kGrinqhTileRows, options.max_bits));
-    const std::string prefix = Prefix(l.name);
-    GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, planes));
-    const std::vector<float> scale = ColumnNorms(q.DequantizeLevel(options.max_bits), m.rows, m.cols);
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF32, {m.cols}, Bytes(scale)));
-    quantized.insert(l.name);
-    if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
-  }
-  // Everything else (embedding, norms) as the checkpoint stores it.
-  for (const std::string& name : checkpoint->Names()) {
-    if (quantized.count(name) || name == "lm_head.weight") continue;
-    GRINQH_ASSIGN_OR_RETURN(const TensorView t, checkpoint->Get(name));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(name, ToGrinqhDType(t.dtype), t.shape, {t.data, t.nbytes},
-                                            GrinqhFileWriter::Storage::kReference));
-  }
-
-  GRINQH_ASSIGN_OR_RETURN(const std::string config_text, ReadFileToString(hf_dir / "config.json"));
-  json config = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
-  if (!config.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
-  config["tie_word_embeddings"] = false;  // the LM head is stored (quantized) on its own
-  GRINQH_RETURN_IF_ERROR(writer.SetSection("config", config.dump()));
-  GRINQH_ASSIGN_OR_RETURN(const std::string generation, ReadOptional(hf_dir / "generation_config.json"));
-  if (!generation.empty()) GRINQH_RETURN_IF_ERROR(writer.SetSection("generation_config", generation));
-  GRINQH_ASSIGN_OR_RETURN(const std::string tokenizer, ReadOptional(hf_dir / "tokenizer.json"));
-  if (!tokenizer.empty()) GRINQH_RETURN_IF_ERROR(writer.SetSectionString("tokenizer", tokenizer));
-  GRINQH_ASSIGN_OR_RETURN(const std::string tokenizer_config, ReadOptional(hf_dir / "tokenizer_config.json"));
-  if (!tokenizer_config.empty()) GRINQH_RETURN_IF_ERROR(writer.SetSection("tokenizer_config", tokenizer_config));
-  const json quantization = {{"method", kMethod},
-                             {"code_bits", 8},
-                             {"max_bits", options.max_bits},
-                             {"group_size", options.group_size},
-                             {"tile_rows", kGrinqhTileRows},
-                             {"scale_format", "fp16"},
-                             {"zero_format", "fp16"},
-                             {"codes", "round-to-nearest"},
-                             {"grading", "water-filling on |x_k| * channel_scale_k"},
-                             {"channel_statistic", "column norm of the full-depth weights"}};
-  GRINQH_RETURN_IF_ERROR(writer.SetSection("quantization", quantization.dump()));
-  if (progress) progress("writing", 1.0);
-  return writer.Write(out);
+  return summary;
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::path& path,
@@ -100,21 +119,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   model->options_ = options;
   GRINQH_ASSIGN_OR_RETURN(model->grinqh_file_, GrinqhFile::Open(path));
   const GrinqhFile& file = *model->grinqh_file_;
-  const auto context = [&](const absl::Status& s) {
-    return absl::Status(s.code(), absl::StrCat(path.string(), ": ", s.message()));
-  };
+  const auto context = [&](const absl::Status& s) { return InFile(path, s); };
 
-  const std::optional<std::string> quantization_text = file.Section("quantization");
-  const json quantization = json::parse(quantization_text.value_or(""), nullptr, false);
-  if (!quantization.is_object() || quantization.value("method", "") != kMethod ||
-      !quantization.contains("group_size") || !quantization["group_size"].is_number_integer() ||
-      !quantization.contains("max_bits") || !quantization["max_bits"].is_number_integer()) {
-    return context(absl::InvalidArgumentError(
-        "the \"quantization\" section must name method \"grinqh\" with integer group_size and max_bits"));
-  }
-  const int group_size = quantization["group_size"].get<int>();
+  auto summary = ParseQuantization(file);
+  if (!summary.ok()) return context(summary.status());
+  const int group_size = summary->group_size;
   model->group_size_ = group_size;
-  model->max_decode_bits_ = quantization["max_bits"].get<int>();
+  // A fixed-width baseline decodes at its full width only: no graded reads.
+  model->max_decode_bits_ = summary->graded() ? summary->bits : 0;
 
   const std::optional<std::string> config_text = file.Section("config");
   if (!config_text) return context(absl::InvalidArgumentError("no \"config\" section"));
@@ -128,7 +140,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   }
 
   // Plain tensors are read in place; a quantized layer is presented to LoadWeights as its
-  // full-depth weights (for prefill), dequantized once here.
+  // full-depth weights (for prefill, and every step of a baseline), dequantized once here.
   Model& m = *model;
   const auto lookup = [&](const std::string& name) -> absl::StatusOr<TensorView> {
     if (const GrinqhTensor* t = file.Find(name)) {
@@ -136,8 +148,17 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
       if (!dtype) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
       return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
     }
-    GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(Prefix(name), group_size));
+    const std::string prefix = GrinqhLayerPrefix(name);
+    GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size));
     GRINQH_ASSIGN_OR_RETURN(std::vector<float> dense, DequantizeLevel(planes, planes.shape.stored_planes));
+    if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
+      const int cols = planes.shape.cols;
+      if (s->dtype != GrinqhDType::kF32 || s->shape != std::vector<int64_t>{cols}) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor \"", prefix, ".input_scale\" must be F32 [", cols, "]"));
+      }
+      const auto scale = s->as<float>();
+      for (size_t i = 0; i < dense.size(); ++i) dense[i] /= scale[i % static_cast<size_t>(cols)];
+    }
     m.full_depth_.push_back(std::move(dense));
     const auto& stored = m.full_depth_.back();
     return TensorView{name, DType::kF32, {planes.shape.rows, planes.shape.cols},
@@ -147,21 +168,29 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   if (!weights.ok()) return context(weights.status());
   m.weights_ = *std::move(weights);
 
-  for (const LinearLayerRef& l : LinearLayers(m.weights_, m.config_)) {
-    auto nested = std::make_unique<NestedLinear>();
-    auto planes = file.BitPlanes(Prefix(l.name), group_size);
-    if (!planes.ok()) return context(planes.status());
-    nested->planes = *planes;
-    auto scale = file.Get(Prefix(l.name) + ".channel_scale");
-    if (!scale.ok()) return context(scale.status());
-    if ((*scale)->dtype != GrinqhDType::kF32 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
-      return context(absl::InvalidArgumentError(absl::StrCat("tensor \"", Prefix(l.name),
-                                                             ".channel_scale\" must be F32 [", l.matrix->cols, "]")));
+  if (summary->graded()) {
+    const std::vector<LinearLayerRef> linears = LinearLayers(m.weights_, m.config_);
+    auto schedules = ParseSchedules(file, linears, summary->bits);
+    if (!schedules.ok()) return context(schedules.status());
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const LinearLayerRef& l = linears[i];
+      auto nested = std::make_unique<NestedLinear>();
+      auto planes = file.BitPlanes(GrinqhLayerPrefix(l.name), group_size);
+      if (!planes.ok()) return context(planes.status());
+      nested->planes = *planes;
+      const std::string scale_name = GrinqhLayerPrefix(l.name) + ".channel_scale";
+      auto scale = file.Get(scale_name);
+      if (!scale.ok()) return context(scale.status());
+      if ((*scale)->dtype != GrinqhDType::kF32 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
+        return context(absl::InvalidArgumentError(
+            absl::StrCat("tensor \"", scale_name, "\" must be F32 [", l.matrix->cols, "]")));
+      }
+      const auto values = (*scale)->as<float>();
+      nested->channel_scale.assign(values.begin(), values.end());
+      nested->schedule = std::move((*schedules)[i]);
+      l.matrix->nested = nested.get();
+      m.nested_.push_back(std::move(nested));
     }
-    const auto values = (*scale)->as<float>();
-    nested->channel_scale.assign(values.begin(), values.end());
-    l.matrix->nested = nested.get();
-    m.nested_.push_back(std::move(nested));
   }
   GRINQH_ASSIGN_OR_RETURN(m.backend_, CpuBackend::Create(m.config_, m.weights_, options.num_threads));
   return model;

@@ -1,25 +1,53 @@
-// Writing a GRINQH model file (.grinqh, docs/FORMAT.md) from a Hugging Face checkpoint.
-// Reading one back is Model::Load's .grinqh path (engine/grinqh_model.cc).
+// GRINQH model files (.grinqh, docs/FORMAT.md) from Hugging Face checkpoints: GRINQH's
+// nested store with its calibrated decode schedules, or a fixed-width baseline (RTN, GPTQ,
+// AWQ) in the same format. Writing: engine/grinqh_model_quantize.cc. Reading is
+// Model::Load's .grinqh path (engine/grinqh_model.cc).
 #pragma once
 
 #include <filesystem>
-#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/calibration.h"
+#include "engine/calibration_schedule.h"
 
 namespace grinqh {
 
 struct GrinqhQuantizeOptions {
-  int group_size = 128;  // input channels per fp16 scale and zero
-  int max_bits = 8;      // planes stored: the deepest level decode can read
+  std::string method = "grinqh";  // grinqh | rtn | gptq | awq
+  int bits = 0;                   // rtn, gptq, awq: the code width, 1..8 (grinqh: unused)
+  int group_size = 128;           // input channels per fp16 scale and zero
+  int max_bits = 8;               // grinqh: planes stored, the deepest level decode can read
+  // Calibration text: grinqh fits its decode schedules on it (without it, every layer reads
+  // the model-wide target); gptq and awq need it.
+  std::filesystem::path calib;
+  int calib_windows = 64;   // the first windows of the text,
+  int window_tokens = 512;  // of this many tokens each (DESIGN.md §3)
+  ScheduleFitOptions schedule;
+  int num_threads = 0;  // 0: one per core
 };
 
 // Quantizes every linear layer of the model in `hf_dir` (the LM head too, untied from the
-// embedding) to nested 8-bit codes and writes `out`, self-contained: config, tokenizer,
-// the embedding and norms as stored, the bit planes, scales, zeros and grading statistics.
+// embedding) and writes `out`, self-contained: config, tokenizer, the embedding and norms
+// as stored, each layer's bit planes, scales and zeros (grinqh: and its grading statistic),
+// and the metadata (method, parameters, schedules, calibration summary).
 absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, const GrinqhQuantizeOptions& options,
-                                  const std::filesystem::path& out,
-                                  const std::function<void(const std::string& stage, double fraction)>& progress = {});
+                                  const std::filesystem::path& out, const ProgressFn& progress = {});
+
+// What a .grinqh file holds, from its metadata (the structure is checked, not the tensors).
+struct GrinqhFileSummary {
+  std::string method;     // "grinqh", "rtn", "gptq" or "awq"
+  int bits = 0;           // stored planes: grinqh's deepest level, a baseline's code width
+  int group_size = 0;
+  std::vector<float> schedule_targets;  // grinqh with calibrated schedules: the targets fitted
+  bool graded() const { return method == "grinqh"; }
+};
+absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path& path);
+
+// "model.layers.0.mlp.up_proj.weight" → "model.layers.0.mlp.up_proj": a layer's tensors
+// in the file are named after it.
+std::string GrinqhLayerPrefix(const std::string& weight_name);
 
 }  // namespace grinqh

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/bit_planes.h"
+#include "engine/grading.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 
@@ -41,6 +42,8 @@ struct NestedLinear {
   // When not empty, grading follows each channel's measured error curve instead
   // (GradeRowByGains): [cols × max_level] gains.
   std::vector<float> level_gains;
+  // This layer's calibrated share of the model-wide target; empty: the target itself.
+  LayerSchedule schedule;
   int max_level() const { return planes.shape.stored_planes; }
 };
 

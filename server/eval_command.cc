@@ -11,6 +11,8 @@
 #include "engine/calibration.h"
 #include "engine/evaluation.h"
 #include "engine/file_util.h"
+#include "engine/grinqh_file.h"
+#include "engine/grinqh_model.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "server/commands.h"
@@ -47,23 +49,67 @@ void Progress(const std::string& what, double fraction) {
 
 struct Row {
   std::string method;
+  std::string model;  // the .grinqh file, when the row is one
   double target_bits, effective_bits, footprint_bits;
   EvalStats stats;
+  double plane_bits = 0;  // graded rows: bit planes actually read per weight (the target, met)
 };
 
+// One configuration scored against the reference: a backend, the target its items carry
+// (0: full depth), and for graded ones what their products read.
+struct Candidate {
+  Backend* backend;
+  float target_bits;
+  size_t row;
+  bool graded = false;
+  int metadata_bytes_per_channel = 0;
+  bool scheduled = false;
+  cpu::BitPlaneReads reads;
+};
+
+void Add(cpu::BitPlaneReads& total, const cpu::BitPlaneReads& r) {
+  total.plane_bytes += r.plane_bytes;
+  total.bytes += r.bytes;
+  total.weights += r.weights;
+  total.channels += r.channels;
+  total.products += r.products;
+}
+
+// What a file stores for its quantized layers: the bytes of their tensors (planes, scales,
+// zeros, channel_scale, input_scale) and of the schedules, over the reference's weights.
+absl::StatusOr<double> FileFootprintBits(const std::string& path, const GrinqhFileSummary& summary,
+                                         const Model& reference) {
+  GRINQH_ASSIGN_OR_RETURN(auto file, GrinqhFile::Open(path, /*verify_checksums=*/false));
+  ModelWeights weights = reference.weights();
+  const auto linears = LinearLayers(weights, reference.config());
+  BitsAccount a;
+  for (const LinearLayerRef& l : linears) {
+    a.weights += double(l.matrix->rows) * l.matrix->cols;
+    for (const char* suffix : {".planes", ".scales", ".zeros", ".channel_scale", ".input_scale"}) {
+      if (const GrinqhTensor* t = file->Find(GrinqhLayerPrefix(l.name) + suffix)) a.bytes += double(t->nbytes);
+    }
+  }
+  a.bytes += double(linears.size() * summary.schedule_targets.size()) * 2 * sizeof(float);
+  return a.bits();
+}
+
 void WriteOutputs(const std::vector<Row>& rows, const Flags& flags) {
-  std::cout << absl::StrFormat("%-10s %8s %10s %10s %10s %10s %8s\n", "method", "bits", "effective", "footprint",
+  std::cout << absl::StrFormat("%-14s %8s %10s %10s %10s %10s %8s\n", "method", "bits", "effective", "footprint",
                                "ppl", "kld", "top1");
   nlohmann::json records = nlohmann::json::array();
-  std::string csv = "method,target_bits,effective_bits,footprint_bits,ppl,kld,top1\n";
+  std::string csv = "method,target_bits,effective_bits,footprint_bits,ppl,kld,top1,plane_bits,model\n";
   for (const Row& r : rows) {
-    std::cout << absl::StrFormat("%-10s %8.2f %10.3f %10.3f %10.4f %10.5f %8.4f\n", r.method, r.target_bits,
+    std::cout << absl::StrFormat("%-14s %8.2f %10.3f %10.3f %10.4f %10.5f %8.4f\n", r.method, r.target_bits,
                                  r.effective_bits, r.footprint_bits, r.stats.ppl(), r.stats.kld(), r.stats.top1());
-    records.push_back({{"method", r.method}, {"target_bits", r.target_bits}, {"effective_bits", r.effective_bits},
-                       {"footprint_bits", r.footprint_bits}, {"ppl", r.stats.ppl()}, {"kld", r.stats.kld()},
-                       {"top1", r.stats.top1()}, {"positions", r.stats.positions}});
-    csv += absl::StrFormat("%s,%g,%g,%g,%.6f,%.6g,%.6f\n", r.method, r.target_bits, r.effective_bits,
-                           r.footprint_bits, r.stats.ppl(), r.stats.kld(), r.stats.top1());
+    nlohmann::json record = {{"method", r.method}, {"target_bits", r.target_bits},
+                             {"effective_bits", r.effective_bits}, {"footprint_bits", r.footprint_bits},
+                             {"ppl", r.stats.ppl()}, {"kld", r.stats.kld()}, {"top1", r.stats.top1()},
+                             {"positions", r.stats.positions}};
+    if (r.plane_bits > 0) record["plane_bits"] = r.plane_bits;
+    if (!r.model.empty()) record["model"] = r.model;
+    records.push_back(record);
+    csv += absl::StrFormat("%s,%g,%.6g,%.6g,%.6f,%.6g,%.6f,%.6g,%s\n", r.method, r.target_bits, r.effective_bits,
+                           r.footprint_bits, r.stats.ppl(), r.stats.kld(), r.stats.top1(), r.plane_bits, r.model);
   }
   if (auto path = flags.String("json")) std::ofstream(*path) << records.dump(1) << "\n";
   if (auto path = flags.String("csv")) std::ofstream(*path) << csv;
@@ -124,39 +170,56 @@ absl::Status RunEval(const std::vector<std::string>& args) {
 
   // Every (variant, decode target) pair: a fixed-width variant reads all its bits; a GRINQH
   // variant is graded at each --bits target.
-  struct Candidate {
-    Backend* backend;
-    float target_bits;  // ForwardItem::target_bits; 0 for fixed-width methods
-  };
   std::vector<Candidate> candidates;
   std::vector<Row> rows;
-  rows.push_back({"bf16", 16, 16, 16, {}});
-  // A .grinqh file made by `grinqh quantize`, graded at each --bits target.
-  std::unique_ptr<Model> file_model;
-  if (auto path = flags.String("model")) {
-    GRINQH_ASSIGN_OR_RETURN(file_model, Model::Load(*path, options));
-    if (file_model->max_decode_bits() == 0) return absl::InvalidArgumentError("--model must be a .grinqh file");
-    if (file_model->config().vocab_size != model->config().vocab_size) {
-      return absl::InvalidArgumentError("--model and --reference have different vocabularies");
-    }
-    const double footprint = file_model->max_decode_bits() + 32.0 / file_model->group_size();
-    for (float b : grinqh_bits) {
-      if (b > float(file_model->max_decode_bits())) continue;
-      candidates.push_back({&file_model->backend(), b});
-      rows.push_back({"grinqh-file", b, b + 32.0 / file_model->group_size(), footprint, {}});
+  rows.push_back({"bf16", "", 16, 16, 16, {}});
+  const auto add_graded = [&](Backend& backend, float bits, Row row, int metadata_bytes, bool scheduled) {
+    candidates.push_back({&backend, bits, rows.size(), true, metadata_bytes, scheduled, {}});
+    rows.push_back(std::move(row));
+  };
+  const auto add_fixed = [&](Backend& backend, Row row) {
+    candidates.push_back({&backend, 0.f, rows.size(), false, 0, false, {}});
+    rows.push_back(std::move(row));
+  };
+  // .grinqh files made by `grinqh quantize`: GRINQH graded at each --bits target (through
+  // its schedules when calibrated), a baseline at its width.
+  std::vector<std::unique_ptr<Model>> file_models;
+  if (auto paths = flags.String("model")) {
+    for (absl::string_view item : absl::StrSplit(*paths, ',', absl::SkipWhitespace())) {
+      const std::string path(item);
+      GRINQH_ASSIGN_OR_RETURN(const GrinqhFileSummary summary, ReadGrinqhSummary(path));
+      GRINQH_ASSIGN_OR_RETURN(auto file_model, Model::Load(path, options));
+      if (file_model->config().vocab_size != model->config().vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(path, " and --reference have different vocabularies"));
+      }
+      GRINQH_ASSIGN_OR_RETURN(const double footprint, FileFootprintBits(path, summary, *model));
+      Backend& backend = file_model->backend();
+      if (!summary.graded()) {
+        const double bits = FixedWidthBits(model->weights(), model->config(), summary.bits, summary.group_size).bits();
+        add_fixed(backend, {summary.method + "-file", path, double(summary.bits), bits, footprint, {}});
+      } else {
+        const bool scheduled = !summary.schedule_targets.empty();
+        for (float b : grinqh_bits) {
+          if (b > float(summary.bits)) continue;
+          add_graded(backend, b, {scheduled ? "grinqh-sched" : "grinqh-file", path, b, 0, footprint, {}},
+                     sizeof(float), scheduled);
+        }
+      }
+      file_models.push_back(std::move(file_model));
     }
   }
   for (auto& v : variants) {
     const BaselineOptions& m = v->options();
-    const double footprint = m.EffectiveBits();
     if (m.method != "grinqh") {
-      candidates.push_back({&v->backend(), 0.f});
-      rows.push_back({m.method, double(m.bits), footprint, footprint, {}});
+      const double bits = FixedWidthBits(model->weights(), model->config(), m.bits, m.group_size).bits();
+      add_fixed(v->backend(), {m.method, "", double(m.bits), bits, bits, {}});
       continue;
     }
+    const double footprint = NestedFootprintBits(v->weights(), model->config()).bits();
+    const int metadata = m.grading == "gains" ? m.bits * int(sizeof(float)) : int(sizeof(float));
     for (float b : grinqh_bits) {
-      candidates.push_back({&v->backend(), b});
-      rows.push_back({m.grading == "gains" ? "grinqh-gains" : m.method, b, m.EffectiveBits(b), footprint, {}});
+      const std::string label = m.grading == "gains" ? "grinqh-gains" : m.method;
+      add_graded(v->backend(), b, {label, "", b, 0, footprint, {}}, metadata, false);
     }
   }
   const int vocab = model->config().vocab_size;
@@ -166,15 +229,22 @@ absl::Status RunEval(const std::vector<std::string>& args) {
     const ForwardItem item{cache.get(), eval_windows[w], true};
     GRINQH_RETURN_IF_ERROR(model->backend().Forward({&item, 1}, reference));
     ScoreWindow(reference, reference, eval_windows[w], vocab, rows[0].stats);
-    for (size_t c = 0; c < candidates.size(); ++c) {
-      Backend& backend = *candidates[c].backend;
-      auto candidate_cache = backend.NewCache();
+    for (Candidate& c : candidates) {
+      auto candidate_cache = c.backend->NewCache();
       // Decode emulated everywhere: every position is graded from its own activations.
-      const ForwardItem candidate_item{candidate_cache.get(), eval_windows[w], true, candidates[c].target_bits};
-      GRINQH_RETURN_IF_ERROR(backend.Forward({&candidate_item, 1}, candidate));
-      ScoreWindow(reference, candidate, eval_windows[w], vocab, rows[c + 1].stats);
+      const ForwardItem candidate_item{candidate_cache.get(), eval_windows[w], true, c.target_bits};
+      if (c.graded) cpu::StartCountingBitPlaneReads();
+      const absl::Status status = c.backend->Forward({&candidate_item, 1}, candidate);
+      if (c.graded) Add(c.reads, cpu::StopCountingBitPlaneReads());
+      GRINQH_RETURN_IF_ERROR(status);
+      ScoreWindow(reference, candidate, eval_windows[w], vocab, rows[c.row].stats);
     }
     Progress(absl::StrCat("evaluating ", eval_windows.size(), " windows of ", ctx), double(w + 1) / double(eval_windows.size()));
+  }
+  for (const Candidate& c : candidates) {
+    if (!c.graded) continue;
+    rows[c.row].effective_bits = GradedReadBits(c.reads, c.metadata_bytes_per_channel, c.scheduled).bits();
+    rows[c.row].plane_bits = 8.0 * double(c.reads.plane_bytes) / double(c.reads.weights);
   }
   WriteOutputs(rows, flags);
   return absl::OkStatus();

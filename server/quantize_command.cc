@@ -9,25 +9,65 @@
 #include "server/flags.h"
 
 namespace grinqh {
+namespace {
+
+// One line per stage on stderr, redrawn in place: "stage  [#####.....]  45.0%  12.3 s".
+class ProgressBar {
+ public:
+  void operator()(const std::string& stage, double fraction) {
+    const double now = std::chrono::duration<double>(Clock::now() - start_).count();
+    if (stage != stage_ && !stage_.empty() && !done_) std::cerr << "\n";
+    const bool same_line = stage == stage_;
+    stage_ = stage;
+    done_ = fraction >= 1;
+    if (same_line && !done_ && now - drawn_ < 0.1) return;  // redraw ten times a second at most
+    drawn_ = now;
+    const int filled = static_cast<int>(fraction * kWidth);
+    std::cerr << absl::StrFormat("\r%-26s [%s%s] %5.1f%% %7.1f s", stage, std::string(filled, '#'),
+                                 std::string(kWidth - filled, '.'), 100 * fraction, now)
+              << (done_ ? "\n" : "") << std::flush;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int kWidth = 30;
+  Clock::time_point start_ = Clock::now();
+  std::string stage_;
+  bool done_ = false;
+  double drawn_ = -1;
+};
+
+}  // namespace
 
 absl::Status RunQuantize(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args, {"model", "out", "method", "group-size", "max-bits"}, {}));
+  GRINQH_ASSIGN_OR_RETURN(const Flags flags,
+                          Flags::Parse(args,
+                                       {"model", "out", "method", "bits", "group-size", "max-bits", "calib",
+                                        "calib-windows", "sensitivity-windows", "threads"},
+                                       {}));
   for (const char* required : {"model", "out"}) {
     if (!flags.Has(required)) return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
   }
-  if (flags.String("method").value_or("grinqh") != "grinqh") {
-    return absl::InvalidArgumentError(
-        "--method: only grinqh is written to a file so far; rtn, gptq and awq are evaluated in memory by `grinqh eval`");
-  }
   GrinqhQuantizeOptions options;
+  options.method = flags.String("method").value_or("grinqh");
+  if (options.method == "grinqh" && flags.Has("bits")) {
+    return absl::InvalidArgumentError("--bits is the code width of rtn, gptq and awq; grinqh stores --max-bits planes");
+  }
+  if (options.method != "grinqh" && !flags.Has("bits")) {
+    return absl::InvalidArgumentError(absl::StrCat("--method ", options.method, " needs --bits (e.g. 4)"));
+  }
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("bits", 1, 8, options.bits));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("group-size", 1, 1 << 16, options.group_size));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("max-bits", 1, 8, options.max_bits));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("calib-windows", 1, 1 << 20, options.calib_windows));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("sensitivity-windows", 0, 1 << 20, options.schedule.sensitivity_windows));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, options.num_threads));
+  options.schedule.use_sensitivity = options.schedule.sensitivity_windows > 0;
+  if (auto calib = flags.String("calib")) options.calib = *calib;
   const auto start = std::chrono::steady_clock::now();
+  ProgressBar progress;
   GRINQH_RETURN_IF_ERROR(QuantizeToGrinqhFile(*flags.String("model"), options, *flags.String("out"),
-                                              [](const std::string& stage, double f) {
-                                                std::cerr << absl::StrFormat("\r%-12s %5.1f%%", stage, 100 * f)
-                                                          << (f >= 1 ? "\n" : "") << std::flush;
-                                              }));
+                                              [&](const std::string& stage, double f) { progress(stage, f); }));
   std::cerr << absl::StrFormat("wrote %s in %.1f s\n", *flags.String("out"),
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return absl::OkStatus();

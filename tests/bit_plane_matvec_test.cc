@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/quant.h"
+#include "engine/thread_pool.h"
 #include "gtest/gtest.h"
 
 namespace grinqh {
@@ -62,6 +63,56 @@ TEST(BitPlaneMatVecTest, BytesReadCountOnlyTheNeededPlanesAndScales) {
   EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 0u);
   levels[0] = 3;  // 3 planes of 32 bytes in each of 2 tiles, plus group 0's scale and zero for 512 rows
   EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 3u * 32 * 2 + 512 * 4);
+}
+
+// The counters behind eval's effective bits see exactly what BitPlaneBytesRead says each
+// product reads, on both entry points, and nothing while off.
+TEST(BitPlaneMatVecTest, ReadCountersAddUpEveryProduct) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  const int rows = 300, cols = 200;
+  std::vector<float> w(size_t(rows) * cols);
+  for (float& v : w) v = normal(rng);
+  auto packed = PackBitPlanes(quant::QuantizeRtn(w, rows, cols, 8, 64), 128, 8);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  std::vector<float> x(cols), y(rows);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> a(cols), b(cols);
+  for (int k = 0; k < cols; ++k) a[size_t(k)] = uint8_t(k % 9), b[size_t(k)] = k < 64 ? 0 : 2;  // b skips group 0
+  ThreadPool pool(2);
+  cpu::BitPlaneMatVec(pool, packed->view(), x.data(), a.data(), y.data());  // not counted
+  cpu::StartCountingBitPlaneReads();
+  cpu::BitPlaneMatVec(pool, packed->view(), x.data(), a.data(), y.data());
+  cpu::BitPlaneMatVec(packed->view(), x.data(), b.data(), y.data());
+  const cpu::BitPlaneReads reads = cpu::StopCountingBitPlaneReads();
+  cpu::BitPlaneMatVec(packed->view(), x.data(), b.data(), y.data());  // not counted
+  EXPECT_EQ(reads.bytes,
+            cpu::BitPlaneBytesRead(packed->shape, a.data()) + cpu::BitPlaneBytesRead(packed->shape, b.data()));
+  uint64_t planes = 0;
+  for (int k = 0; k < cols; ++k) planes += a[size_t(k)] + b[size_t(k)];
+  EXPECT_EQ(reads.plane_bytes, planes * 16 * 3);  // 16 bytes a plane per tile of 128 rows, 3 tiles
+  EXPECT_EQ(reads.weights, 2u * rows * cols);
+  EXPECT_EQ(reads.channels, 2u * cols);
+  EXPECT_EQ(reads.products, 2u);
+}
+
+// A fixed-width baseline stored as a shallow nested store reads back, at its full depth,
+// exactly the weights its own codes give.
+TEST(BitPlaneMatVecTest, FixedWidthCodesReadBackExactlyAtFullDepth) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  const int rows = 70, cols = 256;
+  std::vector<float> w(size_t(rows) * cols);
+  for (float& v : w) v = 0.03f * normal(rng);
+  for (int bits : {2, 3, 4, 8}) {
+    const quant::QuantizedMatrix q = quant::QuantizeRtn(w, rows, cols, bits, 128);
+    auto packed = PackFixedWidthCodes(q, 64);
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    EXPECT_EQ(packed->shape.stored_planes, bits);
+    auto read = DequantizeLevel(packed->view(), bits);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(*read, q.Dequantize()) << bits << " bits";
+  }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "engine/calibration.h"
+#include "engine/model.h"
+#include "tests/fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -41,6 +43,34 @@ TEST(MakeWindowsTest, ConsecutiveNonOverlappingAndCapped) {
   ASSERT_EQ(windows.size(), 3u);  // the incomplete tail is dropped
   EXPECT_THAT(windows[1], ::testing::ElementsAre(3, 4, 5));
   EXPECT_EQ(MakeWindows(ids, 3, 2).size(), 2u);
+}
+
+// The accounting behind eval's effective and footprint bits, against sums by hand over the
+// bundled model's layers (every input width a multiple of 128; k and v have 128 rows).
+TEST(BitsAccountTest, FixedWidthGradedAndFootprint) {
+  auto model = Model::Load(testing::SourceDir() / "models" / "tiny-llama3");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_DOUBLE_EQ(FixedWidthBits((*model)->weights(), (*model)->config(), 4, 128).bits(), 4.25);
+
+  cpu::BitPlaneReads reads;
+  reads.bytes = 1000, reads.weights = 4000, reads.channels = 50, reads.products = 2, reads.plane_bytes = 900;
+  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, false).bits(), 8.0 * (1000 + 50 * 4) / 4000);
+  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, true).bits(), 8.0 * (1000 + 50 * 4 + 2 * 8) / 4000);
+
+  BaselineOptions grinqh;
+  grinqh.method = "grinqh";
+  grinqh.bits = 8;  // the stored depth
+  auto variant = QuantizedVariant::Create(**model, grinqh, {});
+  ASSERT_TRUE(variant.ok()) << variant.status();
+  double bits = 0, weights = 0;
+  ModelWeights w = (*model)->weights();
+  for (const LinearLayerRef& l : LinearLayers(w, (*model)->config())) {
+    const double n = double(l.matrix->rows) * l.matrix->cols;
+    // 8 planes (one tile of its own height when under 256 rows: no padding), fp16 scale
+    // and zero per 128 weights of a row, one fp32 statistic per input channel.
+    bits += 8 * n + 32 * n / 128 + 32.0 * l.matrix->cols, weights += n;
+  }
+  EXPECT_NEAR(NestedFootprintBits((*variant)->weights(), (*model)->config()).bits(), bits / weights, 1e-9);
 }
 
 }  // namespace

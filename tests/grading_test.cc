@@ -1,6 +1,7 @@
 #include "engine/grading.h"
 
 #include "engine/calibration.h"
+#include "engine/grading_schedule.h"
 #include "engine/quant.h"
 
 #include <algorithm>
@@ -101,6 +102,79 @@ TEST(GradeRowByGainsTest, SpendsTheBudgetWithNoMoreErrorThanWaterFilling) {
     EXPECT_EQ(std::accumulate(by_gains.begin(), by_gains.end(), 0), int(target * cols));
     EXPECT_LE(error(by_gains), error(by_statistic)) << "target " << target;
   }
+}
+
+TEST(LayerScheduleTest, InterpolatesBetweenTargetsAndScalesBelowThem) {
+  const LayerSchedule s{{2.f, 3.f, 4.f}, {1.f, 2.5f, 4.f}};
+  EXPECT_FLOAT_EQ(s.LayerTarget(2.f), 1.f);
+  EXPECT_FLOAT_EQ(s.LayerTarget(2.5f), 1.75f);
+  EXPECT_FLOAT_EQ(s.LayerTarget(3.f), 2.5f);
+  EXPECT_FLOAT_EQ(s.LayerTarget(4.f), 4.f);
+  EXPECT_FLOAT_EQ(s.LayerTarget(1.f), 0.5f);  // below the first target: in proportion
+  EXPECT_FLOAT_EQ(s.LayerTarget(0.f), 0.f);   // full depth stays full depth
+  EXPECT_FLOAT_EQ(LayerSchedule{}.LayerTarget(2.7f), 2.7f);  // no schedule: the target itself
+}
+
+// Σ_l C_l(b_l) with C_l linear between grid points, for a brute-force comparison.
+double TotalCost(const std::vector<LayerCost>& layers, const std::vector<float>& grid, const std::vector<float>& b) {
+  double total = 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const size_t i = size_t(std::upper_bound(grid.begin(), grid.end(), b[l] - 1e-6f) - grid.begin());
+    if (i == 0) {
+      total += layers[l].cost[0];
+      continue;
+    }
+    const size_t j = std::min(i, grid.size() - 1);
+    const double f = j == i - 1 ? 0 : (b[l] - grid[i - 1]) / (grid[j] - grid[i - 1]);
+    total += layers[l].cost[i - 1] + f * (layers[l].cost[j] - layers[l].cost[i - 1]);
+  }
+  return total;
+}
+
+TEST(AllocateBudgetsTest, MeetsTheTargetExactlyAndBeatsEveryGridAllocation) {
+  const std::vector<float> grid = {1, 2, 3, 4};
+  // Convex, decreasing error curves of different steepness and sizes.
+  const std::vector<LayerCost> layers = {{100, {8, 2, 0.5, 0.125}}, {300, {1, 0.25, 0.06, 0.015}},
+                                         {200, {40, 10, 2.5, 0.6}}};
+  const std::vector<float> targets = {1, 1.5, 2, 2.5, 3, 4};
+  auto budgets = AllocateBudgets(layers, grid, targets);
+  ASSERT_TRUE(budgets.ok()) << budgets.status();
+  std::vector<float> previous(layers.size(), 0.f);
+  for (size_t t = 0; t < targets.size(); ++t) {
+    const std::vector<float>& b = (*budgets)[t];
+    double spent = 0;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      spent += double(layers[l].weights) * b[l];
+      EXPECT_GE(b[l], previous[l]) << "budgets grow with the target";
+    }
+    EXPECT_NEAR(spent / 600, targets[t], 1e-6);
+    previous = b;
+    // No allocation on the grid with the same total does better.
+    const double cost = TotalCost(layers, grid, b);
+    for (float b0 : grid) {
+      for (float b1 : grid) {
+        for (float b2 : grid) {
+          if (std::abs((100 * b0 + 300 * b1 + 200 * b2) / 600 - targets[t]) > 1e-6) continue;
+          EXPECT_LE(cost, TotalCost(layers, grid, {b0, b1, b2}) + 1e-9) << targets[t];
+        }
+      }
+    }
+  }
+  // The steep layer (most error per weight) gets the most bits.
+  EXPECT_GT((*budgets)[3][2], (*budgets)[3][1]);
+}
+
+TEST(AllocateBudgetsTest, ANonConvexCurveIsReadOnItsHull) {
+  // Level 2 no better than level 1 for the first layer: it jumps from 1 straight to 3.
+  const std::vector<float> grid = {1, 2, 3};
+  const std::vector<LayerCost> layers = {{1, {10, 10, 0}}, {1, {10, 5, 0}}};
+  auto budgets = AllocateBudgets(layers, grid, std::vector<float>{1.5f});
+  ASSERT_TRUE(budgets.ok());
+  EXPECT_NEAR((*budgets)[0][0] + (*budgets)[0][1], 3.0, 1e-6);
+  // Hull slopes: layer 0 saves 5 per bit over [1, 3], layer 1 5 per bit over [1, 2]: a tie
+  // either way, and the total cost is the same; the target is met exactly.
+  EXPECT_FALSE(AllocateBudgets(layers, grid, std::vector<float>{0.5f}).ok());  // below the grid
+  EXPECT_FALSE(AllocateBudgets(layers, std::vector<float>{1, 2}, std::vector<float>{1.5f}).ok());  // curve length
 }
 
 }  // namespace
