@@ -2,6 +2,8 @@
 // rendered by Jinja (tests/render_chat_template.py) as transformers renders them.
 #include "engine/chat_template.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -37,7 +39,8 @@ std::string RenderWithJinja(const std::string& family, const std::vector<ChatMes
     if (config.contains(key) && config[key].is_string()) request[key] = config[key];
   }
   for (const ChatMessage& m : messages) request["messages"].push_back({{"role", m.role}, {"content", m.content}});
-  const std::string input = ::testing::TempDir() + "/chat_request.json";
+  // One file per process: ctest runs the families' tests side by side.
+  const std::string input = ::testing::TempDir() + "/chat_request_" + std::to_string(getpid()) + ".json";
   std::ofstream(input) << request.dump();
   const std::string command =
       "/usr/bin/python3 " + (::grinqh::testing::SourceDir() / "tests" / "render_chat_template.py").string() + " < " + input;

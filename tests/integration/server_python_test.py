@@ -184,8 +184,7 @@ class ServerTest(unittest.TestCase):
         self.assertIn("Generate", [m.name for m in descriptor.service[0].method])
 
     def test_client_cli_streams_a_completion(self):
-        _, ids, last = generate(self.stub, prompt="import sys", max_tokens=10)
-        text = "".join(r.text for r in self.stub.Generate(pb.GenerateRequest(prompt="import sys", max_tokens=10)))
+        text, _, last = generate(self.stub, prompt="import sys", max_tokens=10)
         cli = subprocess.run([GRINQH, "client", "--server", f"127.0.0.1:{self.server.port}", "--prompt", "import sys",
                               "--max-tokens", "10"], capture_output=True, text=True, timeout=60)
         self.assertEqual(cli.returncode, 0, cli.stderr)
@@ -201,7 +200,7 @@ class DrainTest(unittest.TestCase):
         server = Server("--config", config.name)
         try:
             health = health_pb2_grpc.HealthStub(server.channel)
-            call = server.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=200), timeout=120)
+            call = server.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=2000), timeout=120)
             first = next(call)
             server.process.send_signal(signal.SIGTERM)
             deadline = time.time() + 10
@@ -215,7 +214,7 @@ class DrainTest(unittest.TestCase):
             rest = list(call)
             tokens = len(first.token_ids) + sum(len(r.token_ids) for r in rest)
             self.assertEqual(rest[-1].finish_reason, pb.FINISH_REASON_LENGTH)
-            self.assertEqual(tokens, 200)
+            self.assertEqual(tokens, 2000)
             self.assertEqual(server.process.wait(30), 0, "".join(server.log))
         finally:
             server.close()

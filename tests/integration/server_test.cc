@@ -367,13 +367,17 @@ TEST(ServerShutdownTest, SigtermLetsInFlightStreamsFinishThenExitsZero) {
   ASSERT_TRUE(server.ok());
   auto stub = Connect(server.address());
   grpc::ClientContext context;
-  auto reader = stub->Generate(&context, Prompt("def main():", 300));
+  // Long enough (about a second here) to still be running when the server takes the signal.
+  auto reader = stub->Generate(&context, Prompt("def main():", 3000));
   v1::GenerateResponse response;
   ASSERT_TRUE(reader->Read(&response));
   server.Signal(SIGTERM);
-  // New requests are refused while the running one drains.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const Completion refused = Stream(*stub, Prompt("x", 4), 5);
+  // New requests are refused while the running one drains (once the signal is handled).
+  Completion refused = Stream(*stub, Prompt("x", 4), 5);
+  for (int i = 0; i < 250 && refused.status.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    refused = Stream(*stub, Prompt("x", 4), 5);
+  }
   EXPECT_EQ(refused.status.error_code(), grpc::UNAVAILABLE) << refused.status.error_message();
   int tokens = response.token_ids_size();
   v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
@@ -383,7 +387,7 @@ TEST(ServerShutdownTest, SigtermLetsInFlightStreamsFinishThenExitsZero) {
   }
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_EQ(finish, v1::FINISH_REASON_LENGTH);
-  EXPECT_EQ(tokens, 300);
+  EXPECT_EQ(tokens, 3000);
   EXPECT_EQ(server.WaitForExit(30), 0) << server.log();
 }
 
