@@ -178,14 +178,14 @@ void CpuBackend::Linear(const float* x, int rows, std::initializer_list<cpu::Mat
     int end = begin + 1;
     while (end < rows && (targets[end] > 0.f) == graded) ++end;
     const float* run_x = x + static_cast<size_t>(begin) * k_in;
-    std::vector<cpu::MatMulOutput> run_outputs;
+    run_outputs_.clear();
     for (const cpu::MatMulOutput& out : outputs) {
-      run_outputs.push_back({out.w, out.y + static_cast<size_t>(begin) * static_cast<size_t>(out.w->rows)});
+      run_outputs_.push_back({out.w, out.y + static_cast<size_t>(begin) * static_cast<size_t>(out.w->rows)});
       if (graded) {
-        cpu::GradedMatMul(pool_, run_x, end - begin, *out.w, layer_targets(*out.w, begin, end), run_outputs.back().y);
+        cpu::GradedMatMul(pool_, run_x, end - begin, *out.w, layer_targets(*out.w, begin, end), run_outputs_.back().y);
       }
     }
-    if (!graded) cpu::MatMul(pool_, run_x, end - begin, run_outputs);
+    if (!graded) cpu::MatMul(pool_, run_x, end - begin, run_outputs_);
     begin = end;
   }
 }

@@ -51,6 +51,7 @@ class CpuBackend : public Backend {
   // Scratch, one row per token of the batch; reused across calls.
   std::vector<int> positions_;
   std::vector<float> row_targets_, head_targets_;  // per row: GRINQH target bits, 0 = full depth
+  std::vector<cpu::MatMulOutput> run_outputs_;   // Linear: one run of alike rows
   std::vector<float> layer_targets_;               // some of them, mapped by a layer's schedule
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
 };

@@ -76,6 +76,17 @@ json CalibrationText(const GrinqhQuantizeOptions& options, size_t windows) {
 }
 
 // The "schedules" section: per layer, its budget at each fitted model-wide target.
+// What every file's quantization section says of its store, GRINQH or baseline.
+json StoreJson(const std::string& method, int max_bits, int group_size) {
+  return {{"method", method},
+          {"code_bits", 8},
+          {"max_bits", max_bits},
+          {"group_size", group_size},
+          {"tile_rows", kGrinqhTileRows},  // or a smaller matrix's own height
+          {"scale_format", "fp16"},
+          {"zero_format", "fp16"}};
+}
+
 json SchedulesJson(const ScheduleFit& fit) {
   json layers = json::object();
   for (const LayerFit& l : fit.layers) layers[GrinqhLayerPrefix(l.name)] = l.budgets;
@@ -135,17 +146,11 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
     quantized.insert(linears[i].name);
     if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
   }
-  json quantization = {{"method", "grinqh"},
-                       {"code_bits", 8},
-                       {"max_bits", options.max_bits},
-                       {"group_size", options.group_size},
-                       {"tile_rows", kGrinqhTileRows},  // or a smaller matrix's own height
-                       {"scale_format", "fp16"},
-                       {"zero_format", "fp16"},
-                       {"codes", "round-to-nearest"},
+  json quantization = StoreJson("grinqh", options.max_bits, options.group_size);
+  quantization.update({{"codes", "round-to-nearest"},
                        {"grading", "water-filling on |x_k| * channel_scale_k"},
                        {"channel_statistic", "column norm of the full-depth weights"},
-                       {"budgets", "uniform"}};
+                       {"budgets", "uniform"}});
   GRINQH_ASSIGN_OR_RETURN(const auto windows, CalibrationWindows(model, options));
   if (!windows.empty()) {
     std::vector<const NestedLinear*> views;
@@ -196,17 +201,11 @@ absl::Status QuantizeBaseline(const Model& model, const GrinqhQuantizeOptions& o
   variant.reset();
   if (quantized.size() != layers) return absl::InternalError("a linear layer was not quantized");
 
-  json quantization = {{"method", options.method},
-                       {"bits", options.bits},
-                       {"code_bits", 8},
-                       {"max_bits", options.bits},
-                       {"group_size", options.group_size},
-                       {"tile_rows", kGrinqhTileRows},  // or a smaller matrix's own height
-                       {"scale_format", "fp16"},
-                       {"zero_format", "fp16"},
+  json quantization = StoreJson(options.method, options.bits, options.group_size);
+  quantization.update({{"bits", options.bits},
                        {"codes", absl::StrCat(options.method, " codes q of ", options.bits, " bits, stored as q << ",
                                               8 - options.bits, "; full depth reads scale * (q - zero)")},
-                       {"decode", "full depth only"}};
+                       {"decode", "full depth only"}});
   if (options.method == "gptq") {
     const GptqOptions gptq;
     quantization["gptq"] = {{"damp", gptq.damp}, {"block_size", gptq.block_size}, {"act_order", gptq.act_order}};

@@ -133,18 +133,16 @@ absl::Status ResolvePrecision(const v1::GenerateRequest& proto, const Model& mod
 
 }  // namespace
 
-float EffectiveDecodeBits(const Model& model, float decode_bits) {
-  if (decode_bits != kFullDepthBits) return decode_bits;
-  return model.max_decode_bits() > 0 ? static_cast<float>(model.max_decode_bits()) : 16.f;
+absl::Status CheckServedModel(const char* field, const std::string& requested, const std::string& served) {
+  if (requested.empty() || requested == served) return absl::OkStatus();
+  return absl::NotFoundError(
+      absl::StrCat(field, ": model '", requested, "' is not served here (this server has '", served, "')"));
 }
 
 absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest& proto, const Model& model,
                                                        const std::string& served_name, const ServerConfig& config,
                                                        float auto_bits) {
-  if (!proto.model().empty() && proto.model() != served_name) {
-    return absl::NotFoundError(absl::StrCat("model: '", proto.model(), "' is not served here (this server has '",
-                                            served_name, "')"));
-  }
+  GRINQH_RETURN_IF_ERROR(CheckServedModel("model", proto.model(), served_name));
   if (proto.request_id().size() > 256) return Invalid("request_id", "longer than 256 bytes");
   GRINQH_RETURN_IF_ERROR(CheckText("request_id", proto.request_id()));
 

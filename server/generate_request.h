@@ -29,8 +29,7 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
                                                        const std::string& served_name, const ServerConfig& config,
                                                        float auto_bits);
 
-// The bits per weight a decode at `decode_bits` reads: the target itself, or at full
-// depth the stored depth (16 for a bf16 model).
-float EffectiveDecodeBits(const Model& model, float decode_bits);
+// NOT_FOUND naming `field` unless `requested` is empty (the default model) or `served`.
+absl::Status CheckServedModel(const char* field, const std::string& requested, const std::string& served);
 
 }  // namespace grinqh

@@ -87,7 +87,6 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
   if (!resolved.ok()) return finish(ToGrpcStatus(resolved.status()));
   const std::string request_id =
       proto->request_id().empty() ? absl::StrCat("req-", next_request_number_++) : proto->request_id();
-  const float effective_bits = EffectiveDecodeBits(model_, resolved->request.decode_bits);
 
   auto queue = std::make_shared<EventQueue>();
   absl::StatusOr<Scheduler::RequestId> id =
@@ -119,7 +118,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
         usage.set_completion_tokens(static_cast<uint32_t>(event->usage.completion_tokens));
         usage.set_time_to_first_token_seconds(event->usage.time_to_first_token_seconds);
         usage.set_queue_seconds(event->usage.queue_seconds);
-        usage.set_effective_bits(effective_bits);
+        usage.set_effective_bits(event->usage.effective_bits);
         usage.set_tier(resolved->tier);
         if (!resolved->precision_note.empty()) usage.set_precision_note(resolved->precision_note);
       }
@@ -151,9 +150,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
 
 grpc::Status InferenceService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
                                         v1::TokenizeResponse* response) {
-  if (!request->model().empty() && request->model() != options_.model_name) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("model: '", request->model(), "' is not served here"));
-  }
+  if (absl::Status s = CheckServedModel("model", request->model(), options_.model_name); !s.ok()) return ToGrpcStatus(s);
   const Tokenizer* tokenizer = model_.tokenizer();
   if (tokenizer == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this model has no tokenizer.json");
@@ -199,11 +196,7 @@ grpc::Status InferenceService::ListModels(grpc::ServerContext*, const v1::ListMo
 
 grpc::Status InferenceService::GetModel(grpc::ServerContext*, const v1::GetModelRequest* request,
                                         v1::ModelInfo* response) {
-  if (!request->name().empty() && request->name() != options_.model_name) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("name: model '", request->name(), "' is not served here (this server has '",
-                                     options_.model_name, "')"));
-  }
+  if (absl::Status s = CheckServedModel("name", request->name(), options_.model_name); !s.ok()) return ToGrpcStatus(s);
   DescribeModel(*response);
   return grpc::Status::OK;
 }
