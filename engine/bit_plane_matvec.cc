@@ -27,8 +27,8 @@ inline void AddWhereSet(float* acc, const uint8_t* plane, int tile_rows, float v
 #endif
 }
 
-// The centre offset of a level: T_b(q) = top_b(q) + (2^(8−b) − 1) / 2.
-inline float Centre(int level) { return 0.5f * static_cast<float>((1 << (kCodeBits - level)) - 1); }
+// The centre offset of a level of n-bit codes: T_b(q) = top_b(q) + (2^(n−b) − 1) / 2.
+inline float Centre(int code_bits, int level) { return 0.5f * static_cast<float>((1 << (code_bits - level)) - 1); }
 
 // Σ_k x_k 2^(7−j) · plane_j over a tile's rows, for any tile height.
 class TileAccumulator {
@@ -88,16 +88,16 @@ void Tile(const BitPlaneView& w, int tile, const float* x, const uint8_t* levels
       if (level == 0) continue;
       read_any = true;
       x_sum += x[k];
-      centre_sum += x[k] * Centre(level);
+      centre_sum += x[k] * Centre(s.code_bits, level);
       const uint8_t* planes = w.planes + s.ChannelOffset(tile, k);
-      float weight = x[k] * static_cast<float>(1 << (kCodeBits - 1));  // x_k · 2^7 for the top plane
+      float weight = x[k] * static_cast<float>(1 << (s.code_bits - 1));  // x_k · 2^(n−1) for the top plane
       for (int j = 0; j < level; ++j, weight *= 0.5f) acc.AddPlane(planes + static_cast<size_t>(j) * plane_bytes, weight);
     }
     if (!read_any) continue;  // a group of skipped channels needs no scales either
     const float* sums = acc.Rows();
     for (int r = 0; r < rows; ++r) {
       const size_t p = static_cast<size_t>(r0 + r) * static_cast<size_t>(s.groups()) + static_cast<size_t>(g);
-      y[r0 + r] += HalfToFloat(w.scales[p]) * (sums[r] + centre_sum - HalfToFloat(w.zeros[p]) * x_sum);
+      y[r0 + r] += HalfToFloat(w.scales[p]) * (sums[r] + centre_sum - static_cast<float>(w.zeros[p]) * x_sum);
     }
   }
 }
@@ -166,7 +166,7 @@ size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels) {
     }
     groups_read += any ? 1 : 0;
   }
-  const size_t param_bytes = groups_read * static_cast<size_t>(shape.rows) * 2 * sizeof(uint16_t);
+  const size_t param_bytes = groups_read * static_cast<size_t>(shape.rows) * kGroupParamBytes;
   return plane_bytes * static_cast<size_t>(shape.tiles()) + param_bytes;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -34,18 +35,31 @@ absl::Status CheckLevels(const BitPlaneShape& shape, std::span<const int> levels
   return absl::OkStatus();
 }
 
-// Scales and zeros become fp16 bits; a value fp16 cannot hold exactly would make the
-// store disagree with the matrix it came from, so it is refused rather than rounded.
-absl::Status ToHalfBits(const std::vector<float>& values, const char* what, int groups,
-                        std::vector<uint16_t>& out) {
+// Scales become fp16 bits and zeros bytes; a value either format cannot hold exactly would
+// make the store disagree with the matrix it came from, so it is refused, not rounded.
+absl::Status Unstorable(const char* what, float value, size_t p, int groups, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("bit planes: ", what, " ", value, " of row ",
+                                                 p / static_cast<size_t>(groups), ", group ",
+                                                 p % static_cast<size_t>(groups), " is not ", why));
+}
+
+absl::Status ToHalfBits(const std::vector<float>& values, int groups, std::vector<uint16_t>& out) {
   out.resize(values.size());
   for (size_t p = 0; p < values.size(); ++p) {
     out[p] = HalfBits(values[p]);
-    if (HalfToFloat(out[p]) != values[p]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bit planes: ", what, " ", values[p], " of row ", p / static_cast<size_t>(groups),
-          ", group ", p % static_cast<size_t>(groups), " is not an fp16 value"));
+    if (HalfToFloat(out[p]) != values[p]) return Unstorable("scale", values[p], p, groups, "an fp16 value");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ToCodes(const std::vector<float>& values, int code_bits, int groups, std::vector<uint8_t>& out) {
+  out.resize(values.size());
+  const float max_code = static_cast<float>((1 << code_bits) - 1);
+  for (size_t p = 0; p < values.size(); ++p) {
+    if (!(values[p] >= 0.f && values[p] <= max_code) || values[p] != std::round(values[p])) {
+      return Unstorable("zero", values[p], p, groups, absl::StrCat("a ", code_bits, "-bit code"));
     }
+    out[p] = static_cast<uint8_t>(values[p]);
   }
   return absl::OkStatus();
 }
@@ -82,7 +96,7 @@ void VisitTruncatedCodes(const BitPlaneView& view, std::span<const int> levels, 
       GatherTops(view.ChannelLevel(t, k, level), s.plane_bytes(), level, tops.data());
       for (int i = 0; i < rows_here; ++i) {
         visit(row0 + i, k, level,
-              static_cast<uint8_t>(tops[static_cast<size_t>(i)] << (kCodeBits - level)));
+              static_cast<uint8_t>(tops[static_cast<size_t>(i)] << (s.code_bits - level)));
       }
     }
   }
@@ -100,9 +114,13 @@ absl::Status BitPlaneShape::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("bit planes: tile_rows ", tile_rows, " is not a positive multiple of 8"));
   }
-  if (stored_planes < 1 || stored_planes > kCodeBits) {
+  if (code_bits < 1 || code_bits > kCodeBits) {
     return absl::InvalidArgumentError(
-        absl::StrCat("bit planes: stored_planes ", stored_planes, " is outside 1..", kCodeBits));
+        absl::StrCat("bit planes: code_bits ", code_bits, " is outside 1..", kCodeBits));
+  }
+  if (stored_planes < 1 || stored_planes > code_bits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bit planes: stored_planes ", stored_planes, " is outside 1..", code_bits));
   }
   if (group_size <= 0) {
     return absl::InvalidArgumentError(
@@ -114,7 +132,7 @@ absl::Status BitPlaneShape::Validate() const {
 absl::StatusOr<BitPlaneView> MakeBitPlaneView(const BitPlaneShape& shape,
                                               std::span<const uint8_t> planes,
                                               std::span<const uint16_t> scales,
-                                              std::span<const uint16_t> zeros) {
+                                              std::span<const uint8_t> zeros) {
   if (absl::Status s = shape.Validate(); !s.ok()) return s;
   if (absl::Status s = CheckSize("planes", planes.size(), shape.planes_size()); !s.ok()) return s;
   if (absl::Status s = CheckSize("scales", scales.size(), shape.params_size()); !s.ok()) return s;
@@ -124,12 +142,12 @@ absl::StatusOr<BitPlaneView> MakeBitPlaneView(const BitPlaneShape& shape,
 
 absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q, int tile_rows,
                                              int max_bits) {
-  if (q.bits != kCodeBits) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bit planes: codes are ", q.bits, "-bit; the nested store packs 8-bit codes only"));
+  if (q.bits < 1 || q.bits > kCodeBits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bit planes: ", q.bits, "-bit codes: a store holds codes of 1..", kCodeBits, " bits"));
   }
   BitPlaneMatrix m;
-  m.shape = {q.rows, q.cols, tile_rows, max_bits, q.group_size};
+  m.shape = {q.rows, q.cols, tile_rows, max_bits == 0 ? q.bits : max_bits, q.group_size, q.bits};
   const BitPlaneShape& s = m.shape;
   if (absl::Status st = s.Validate(); !st.ok()) return st;
   const size_t n = static_cast<size_t>(q.rows) * static_cast<size_t>(q.cols);
@@ -137,8 +155,8 @@ absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q, in
   if (absl::Status st = CheckSize("scales", q.scales.size(), s.params_size()); !st.ok()) return st;
   if (absl::Status st = CheckSize("zeros", q.zeros.size(), s.params_size()); !st.ok()) return st;
 
-  if (absl::Status st = ToHalfBits(q.scales, "scale", s.groups(), m.scales); !st.ok()) return st;
-  if (absl::Status st = ToHalfBits(q.zeros, "zero", s.groups(), m.zeros); !st.ok()) return st;
+  if (absl::Status st = ToHalfBits(q.scales, s.groups(), m.scales); !st.ok()) return st;
+  if (absl::Status st = ToCodes(q.zeros, q.bits, s.groups(), m.zeros); !st.ok()) return st;
 
   m.planes.assign(s.planes_size(), 0);  // padding rows stay zero codes
   for (int r = 0; r < q.rows; ++r) {
@@ -147,28 +165,14 @@ absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q, in
     for (int k = 0; k < q.cols; ++k) {
       const unsigned code = q.codes[static_cast<size_t>(r) * static_cast<size_t>(q.cols) + k];
       uint8_t* run = m.planes.data() + s.ChannelOffset(t, k);
-      for (int j = 0; j < max_bits; ++j) {
-        const unsigned bit = (code >> (kCodeBits - 1 - j)) & 1u;
+      for (int j = 0; j < s.stored_planes; ++j) {
+        const unsigned bit = (code >> (q.bits - 1 - j)) & 1u;
         run[static_cast<size_t>(j) * s.plane_bytes() + static_cast<size_t>(i / 8)] |=
             static_cast<uint8_t>(bit << (i % 8));
       }
     }
   }
   return m;
-}
-
-absl::StatusOr<BitPlaneMatrix> PackFixedWidthCodes(const quant::QuantizedMatrix& q, int tile_rows) {
-  if (q.bits < 1 || q.bits > kCodeBits) {
-    return absl::InvalidArgumentError(absl::StrCat("bit planes: ", q.bits, "-bit codes do not fit 8-bit ones"));
-  }
-  const int dropped = kCodeBits - q.bits;
-  const float step = static_cast<float>(1 << dropped);
-  quant::QuantizedMatrix wide = q;
-  wide.bits = kCodeBits;
-  for (uint8_t& code : wide.codes) code = static_cast<uint8_t>(code << dropped);
-  for (float& scale : wide.scales) scale /= step;
-  for (float& zero : wide.zeros) zero = zero * step + 0.5f * (step - 1.f);
-  return PackBitPlanes(wide, tile_rows, q.bits);
 }
 
 absl::StatusOr<std::vector<uint8_t>> UnpackCodes(const BitPlaneView& view, int level) {
@@ -195,7 +199,7 @@ absl::StatusOr<std::vector<float>> DequantizeLevels(const BitPlaneView& view,
     // TruncatedCode re-centres the kept prefix: the same arithmetic as the reference.
     out[static_cast<size_t>(r) * cols + static_cast<size_t>(k)] =
         HalfToFloat(view.scales[p]) *
-        (quant::TruncatedCode(code, kCodeBits, level) - HalfToFloat(view.zeros[p]));
+        (quant::TruncatedCode(code, s.code_bits, level) - static_cast<float>(view.zeros[p]));
   });
   return out;
 }

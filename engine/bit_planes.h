@@ -9,10 +9,14 @@
 // t·tile_rows + i. Byte order: [tile][channel][plane][tile_rows/8], so level b of channel
 // k in tile t is the b·tile_rows/8 bytes starting at ((t·cols + k)·stored_planes)·tile_rows/8.
 // A store may keep only the top `stored_planes` < 8 planes (a shallower, smaller hierarchy).
+// A fixed-width baseline (RTN, GPTQ, AWQ at N bits) is a store of N-bit codes (code_bits
+// = N), all N planes kept; the layout is the same with 8 replaced by code_bits.
 //
-// Scales and zeros are fp16 bit patterns, [rows × groups] row-major, as in
-// quant::QuantizedMatrix; a weight read at level b is
-//   w = scale · (TruncatedCode(code, 8, b) − zero).
+// Per (row, group), [rows × groups] row-major as in quant::QuantizedMatrix: an fp16 scale
+// and an integer zero point, one byte in code units (every quantizer here rounds its zero
+// to a code, so a byte holds it exactly and a decode step reads 3 bytes per group, not 4).
+// A weight read at level b is
+//   w = scale · (TruncatedCode(code, code_bits, b) − zero).
 // docs/FORMAT.md is the full description, with a worked example.
 #pragma once
 
@@ -29,15 +33,17 @@
 namespace grinqh {
 
 inline constexpr int kDefaultTileRows = 64;
-inline constexpr int kCodeBits = 8;  // every stored code is 8 bits; levels are its prefixes
+inline constexpr int kCodeBits = 8;  // GRINQH's codes are 8 bits; levels are their prefixes
+inline constexpr size_t kGroupParamBytes = 3;  // per (row, group): an fp16 scale and a one-byte zero
 
 // The dimensions of a bit-plane store, shared by the owning matrix and the view.
 struct BitPlaneShape {
   int rows = 0;                      // output rows (unpadded)
   int cols = 0;                      // input channels
   int tile_rows = kDefaultTileRows;  // a positive multiple of 8
-  int stored_planes = kCodeBits;     // 1..8: the deepest level this store can serve
+  int stored_planes = kCodeBits;     // 1..code_bits: the deepest level this store can serve
   int group_size = 128;              // input channels per (row, group) scale and zero
+  int code_bits = kCodeBits;         // 1..8: the width of the codes whose top planes are kept
 
   // In 64 bits: a shape read from a file may hold values near INT_MAX.
   int tiles() const { return static_cast<int>((int64_t{rows} + tile_rows - 1) / tile_rows); }
@@ -57,7 +63,8 @@ struct BitPlaneShape {
            static_cast<size_t>(stored_planes) * plane_bytes();
   }
   // OK when the fields describe a store this code can read (positive sizes, tile a
-  // multiple of 8, 1 ≤ stored_planes ≤ 8); INVALID_ARGUMENT naming the field otherwise.
+  // multiple of 8, 1 ≤ stored_planes ≤ code_bits ≤ 8); INVALID_ARGUMENT naming the field
+  // otherwise.
   absl::Status Validate() const;
 };
 
@@ -66,7 +73,7 @@ struct BitPlaneView {
   BitPlaneShape shape;
   const uint8_t* planes = nullptr;   // shape.planes_size() bytes
   const uint16_t* scales = nullptr;  // fp16 bits, shape.params_size() entries
-  const uint16_t* zeros = nullptr;   // fp16 bits, in code units, shape.params_size() entries
+  const uint8_t* zeros = nullptr;    // integer codes, shape.params_size() entries
 
   // The bytes of level `level` of channel `col` in tile `tile`: the only bytes a reader
   // at that level touches for that (tile, channel). Empty for level 0. Requires
@@ -81,33 +88,24 @@ struct BitPlaneView {
 absl::StatusOr<BitPlaneView> MakeBitPlaneView(const BitPlaneShape& shape,
                                               std::span<const uint8_t> planes,
                                               std::span<const uint16_t> scales,
-                                              std::span<const uint16_t> zeros);
+                                              std::span<const uint8_t> zeros);
 
 // A store that owns its bytes (what the quantizer produces and the writer saves).
 struct BitPlaneMatrix {
   BitPlaneShape shape;
   std::vector<uint8_t> planes;
   std::vector<uint16_t> scales;
-  std::vector<uint16_t> zeros;
+  std::vector<uint8_t> zeros;
 
   BitPlaneView view() const { return {shape, planes.data(), scales.data(), zeros.data()}; }
 };
 
-// Packs 8-bit codes (q.bits must be 8) into planes, keeping the top `max_bits` (1..8).
-// Scales and zeros must be fp16-representable, as quant.h promises: a value that would
-// round is refused rather than silently changed.
+// Packs q.bits-bit codes (1..8: GRINQH's 8, a baseline's N) into planes, keeping the top
+// `max_bits` (1..q.bits; 0 keeps them all). Scales must be fp16-representable and zeros
+// integer codes, as quant.h promises: a value that would change is refused, not rounded.
 absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q,
                                              int tile_rows = kDefaultTileRows,
-                                             int max_bits = kCodeBits);
-
-// A fixed-width baseline's codes (q.bits = N ≤ 8: RTN, GPTQ, AWQ) as a store of depth N
-// whose full depth reads exactly scale · (q − zero): the 8-bit code is q << (8 − N), and
-// since level N reads it at the centre of its interval (+ (2^(8−N) − 1)/2), the stored
-// scale is scale / 2^(8−N) and the stored zero zero · 2^(8−N) + (2^(8−N) − 1)/2, both
-// exact in fp16 unless the scale falls below fp16's normal range (refused, as PackBitPlanes
-// refuses any inexact value).
-absl::StatusOr<BitPlaneMatrix> PackFixedWidthCodes(const quant::QuantizedMatrix& q,
-                                                   int tile_rows = kDefaultTileRows);
+                                             int max_bits = 0);
 
 // The codes at `level` (0..stored_planes), [rows × cols] row-major: the top `level` bits
 // of each code in place, the dropped low bits zero (level 0: all zero).

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/awq.h"
 #include "engine/gptq.h"
+#include "engine/half.h"
 #include "engine/quant.h"
 #include "engine/status_macros.h"
 
@@ -33,7 +34,7 @@ constexpr int kAwqSampleStride = 8;
 
 }  // namespace
 
-std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int cols) {
+std::vector<uint16_t> ColumnNormsF16(std::span<const float> weights, int rows, int cols) {
   std::vector<double> sums(static_cast<size_t>(cols), 0.0);
   for (size_t r = 0; r < static_cast<size_t>(rows); ++r) {
     for (size_t c = 0; c < static_cast<size_t>(cols); ++c) {
@@ -41,42 +42,81 @@ std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int col
       sums[c] += w * w;
     }
   }
-  std::vector<float> norms(sums.size());
-  for (size_t c = 0; c < sums.size(); ++c) norms[c] = static_cast<float>(std::sqrt(sums[c]));
+  std::vector<uint16_t> norms(sums.size());
+  for (size_t c = 0; c < sums.size(); ++c) norms[c] = HalfBits(static_cast<float>(std::sqrt(sums[c])));
   return norms;
 }
 
-std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level) {
-  const size_t rows = static_cast<size_t>(q.rows), cols = static_cast<size_t>(q.cols), m = static_cast<size_t>(max_level);
-  std::vector<double> error((m + 1) * cols, 0.0);  // E_k(b), b = 0..max_level
-  for (size_t b = 0; b <= m; ++b) {
-    const std::vector<float> w_b = q.DequantizeLevel(static_cast<int>(b));
+namespace {
+
+// E_k(b), the squared error of column k read at level b against `weights`: [(max_level+1) × cols].
+std::vector<double> ColumnErrors(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level) {
+  const size_t rows = static_cast<size_t>(q.rows), cols = static_cast<size_t>(q.cols);
+  std::vector<double> error((static_cast<size_t>(max_level) + 1) * cols, 0.0);
+  for (int b = 0; b <= max_level; ++b) {
+    const std::vector<float> w_b = q.DequantizeLevel(b);
     for (size_t r = 0; r < rows; ++r) {
       for (size_t c = 0; c < cols; ++c) {
         const double d = double(weights[r * cols + c]) - w_b[r * cols + c];
-        error[b * cols + c] += d * d;
+        error[static_cast<size_t>(b) * cols + c] += d * d;
       }
     }
   }
-  // A level above the lower convex hull of (b, E(b)) is never worth its bits on its own
-  // (level 1 often errs more than skipping: it reconstructs near-zero weights at ±range/4),
-  // so every level gets the slope of the hull segment it lies on: gains then fall with
-  // depth, and a threshold takes whole segments.
+  return error;
+}
+
+// A level above the lower convex hull of (b, E(b)) is never worth its bits on its own
+// (level 1 often errs more than skipping: it reconstructs near-zero weights at ±range/4),
+// so every level gets the slope of the hull segment it lies on: the gains then fall with
+// depth, and a threshold takes whole segments. error(b) for b = 0..m; slopes for 1..m.
+template <typename Error>
+void HullSlopes(Error error, size_t m, float* slopes) {
+  size_t from = 0;
+  while (from < m) {
+    size_t best_to = from + 1;
+    double best_slope = -std::numeric_limits<double>::infinity();
+    for (size_t to = from + 1; to <= m; ++to) {
+      const double slope = (error(from) - error(to)) / double(to - from);
+      if (slope > best_slope) best_slope = slope, best_to = to;
+    }
+    for (size_t b = from + 1; b <= best_to; ++b) slopes[b - 1] = static_cast<float>(best_slope);
+    from = best_to;
+  }
+}
+
+}  // namespace
+
+std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level) {
+  const size_t cols = static_cast<size_t>(q.cols), m = static_cast<size_t>(max_level);
+  const std::vector<double> error = ColumnErrors(weights, q, max_level);
   std::vector<float> gains(cols * m);
-  for (size_t c = 0; c < cols; ++c) {
-    size_t from = 0;
-    while (from < m) {
-      size_t best_to = from + 1;
-      double best_slope = -std::numeric_limits<double>::infinity();
-      for (size_t to = from + 1; to <= m; ++to) {
-        const double slope = (error[from * cols + c] - error[to * cols + c]) / double(to - from);
-        if (slope > best_slope) best_slope = slope, best_to = to;
-      }
-      for (size_t b = from + 1; b <= best_to; ++b) gains[c * m + b - 1] = static_cast<float>(best_slope);
-      from = best_to;
-    }
-  }
+  for (size_t c = 0; c < cols; ++c) HullSlopes([&](size_t b) { return error[b * cols + c]; }, m, &gains[c * m]);
   return gains;
+}
+
+std::vector<float> LevelThresholds(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level) {
+  const size_t cols = static_cast<size_t>(q.cols), m = static_cast<size_t>(max_level);
+  const std::vector<double> error = ColumnErrors(weights, q, max_level);
+  // The layer's error curve relative to skipping, averaged over its columns.
+  std::vector<double> relative(m + 1, 0.0);
+  size_t counted = 0;
+  for (size_t c = 0; c < cols; ++c) {
+    if (!(error[c] > 0)) continue;  // an all-zero column: nothing to learn from
+    for (size_t b = 0; b <= m; ++b) relative[b] += error[b * cols + c] / error[c];
+    ++counted;
+  }
+  std::vector<float> thresholds(m);
+  if (counted == 0) {  // an all-zero matrix: plain rounding (nothing is read anyway)
+    for (size_t b = 0; b < m; ++b) thresholds[b] = static_cast<float>(b) + 0.5f;
+    return thresholds;
+  }
+  std::vector<float> slopes(m);
+  HullSlopes([&](size_t b) { return relative[b]; }, m, slopes.data());
+  // Level b pays off when x_k² c_k² · slope_b ≥ λ, i.e. log2 s_k − ½ log2 λ ≥ −½ log2 slope_b.
+  // A level that gains nothing gets a finite but unreachable-in-practice threshold, so the
+  // table stays finite and ascending (the slopes of a hull only fall).
+  for (size_t b = 0; b < m; ++b) thresholds[b] = -0.5f * std::log2(std::max(slopes[b], 1e-30f));
+  return thresholds;
 }
 
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows) {
@@ -92,11 +132,7 @@ std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int 
 
 std::string BaselineOptions::Name() const {
   if (method != "grinqh") return absl::StrCat(method, "-", bits);
-  return absl::StrCat(method, grading == "gains" ? "-gains" : "", "-", bits);
-}
-
-double BaselineOptions::EffectiveBits(double decode_bits) const {
-  return (method == "grinqh" && decode_bits > 0 ? decode_bits : bits) + 32.0 / group_size;
+  return absl::StrCat(method, grading == "statistic" ? "" : "-" + grading, "-", bits);
 }
 
 // The views stay valid as storage_ grows: moving a vector keeps its heap buffer.
@@ -115,8 +151,9 @@ absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
   nested->planes = planes_.back()->view();
   // Ungraded rows (prefill) read the full stored depth as a dense matrix.
   Replace(matrix, q.DequantizeLevel(options_.bits));
-  nested->channel_scale = ColumnNorms(storage_.back(), matrix.rows, matrix.cols);
+  nested->channel_scale = ColumnNormsF16(storage_.back(), matrix.rows, matrix.cols);
   if (options_.grading == "gains") nested->level_gains = LevelGains(weights, q, options_.bits);
+  if (options_.grading == "curve") nested->level_thresholds = LevelThresholds(weights, q, options_.bits);
   matrix.nested = nested.get();
   nested_.push_back(std::move(nested));
   return absl::OkStatus();
@@ -133,8 +170,9 @@ absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
     return absl::InvalidArgumentError(absl::StrCat("bits must be in [1, 8], got ", options.bits));
   }
   if (options.group_size < 1) return absl::InvalidArgumentError("group size must be positive");
-  if (options.grading != "statistic" && options.grading != "gains") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown grading '", options.grading, "' (statistic or gains)"));
+  if (options.grading != "statistic" && options.grading != "gains" && options.grading != "curve") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown grading '", options.grading, "' (statistic, gains or curve)"));
   }
   if ((options.method == "gptq" || options.method == "awq") && calibration.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(options.method, " needs calibration text"));

@@ -28,13 +28,18 @@ inline constexpr int kGrinqhTileRows = 256;
 // so no padding rows are stored or read.
 inline int GrinqhTileRows(int rows) { return rows >= kGrinqhTileRows ? kGrinqhTileRows : (rows + 7) / 8 * 8; }
 
-// The norm of each input channel's column of a [rows × cols] matrix: GRINQH's grading
-// statistic c_k (the importance of channel k is |x_k| · c_k).
-std::vector<float> ColumnNorms(std::span<const float> weights, int rows, int cols);
+// The norm of each input channel's column of a [rows × cols] matrix, rounded to fp16 (as
+// bits): GRINQH's grading statistic c_k (the importance of channel k is |x_k| · c_k).
+std::vector<uint16_t> ColumnNormsF16(std::span<const float> weights, int rows, int cols);
 
 // GradeRowByGains' table for a matrix: per input channel, how much the column's squared
 // error against `weights` drops with each level read, [cols × max_level].
 std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level);
+
+// GradeRow's calibrated level thresholds for a matrix (max_level values): from the layer's
+// error curve relative to skipping, averaged over its columns, so that a level whose bits
+// buy little (level 1, typically) waits until the next one is worth taking with it.
+std::vector<float> LevelThresholds(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level);
 
 // Consecutive, non-overlapping windows of `length` tokens, at most `max_windows` of them.
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows);
@@ -43,15 +48,13 @@ struct BaselineOptions {
   std::string method = "rtn";  // rtn | gptq | awq | grinqh (nested 8-bit codes, graded at decode)
   int bits = 4;                // stored bits per weight (grinqh: the depth of the hierarchy)
   int group_size = 128;
-  // GRINQH's grading rule: "statistic" (water-filling on |x_k| · column norm) or "gains"
-  // (each channel's measured error curve, GradeRowByGains; its table is per-channel
-  // metadata that decode would read, not yet counted in effective bits or stored in files).
+  // GRINQH's grading rule: "statistic" (water-filling on |x_k| · column norm), "gains"
+  // (each channel's measured error curve, GradeRowByGains: a table of max_level floats per
+  // channel) or "curve" (water-filling with the layer's LevelThresholds). The last two are
+  // research options for `eval` (their metadata counted in effective bits), not in files.
   std::string grading = "statistic";
 
   std::string Name() const;         // e.g. "gptq-3"
-  // Bits read per weight, an fp16 scale and zero per group included. GRINQH reads
-  // `decode_bits` on average (its graded target); fixed-width methods read all their bits.
-  double EffectiveBits(double decode_bits = 0) const;
 };
 
 // Called as calibration proceeds: what is being done, and how far along (0..1).

@@ -78,7 +78,8 @@ class ErrorCurves {
       for (int64_t task = begin; task < end; ++task) {
         const int row = static_cast<int>(task / levels), level = static_cast<int>(task % levels);
         const std::span<const float> x(sampled_.data() + Index(row, cols), static_cast<size_t>(cols));
-        GradeRow(x, nested.channel_scale, grid_[static_cast<size_t>(level)], nested.max_level(), graded);
+        GradeRow(x, nested.channel_scale, grid_[static_cast<size_t>(level)], nested.max_level(), graded,
+                 nested.level_thresholds);
         cpu::BitPlaneMatVec(nested.planes, x.data(), graded.data(), y.data());
         errors_[static_cast<size_t>(task)] = SquaredDistance(y.data(), reference_.data() + Index(row, out), out);
       }

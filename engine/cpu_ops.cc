@@ -53,7 +53,7 @@ void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, c
     } else {
       const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
       if (nested.level_gains.empty()) {
-        GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level(), levels);
+        GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level(), levels, nested.level_thresholds);
       } else {
         GradeRowByGains(xt, nested.level_gains, row_targets[t], nested.max_level(), levels);
       }

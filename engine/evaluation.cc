@@ -50,14 +50,15 @@ BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int 
     const double rows = l.matrix->rows, cols = l.matrix->cols;
     const double groups = std::ceil(cols / group_size);
     a.weights += rows * cols;
-    a.bytes += rows * cols * bits / 8 + rows * groups * 2 * sizeof(uint16_t);
+    a.bytes += rows * cols * bits / 8 + rows * groups * kGroupParamBytes;
   }
   return a;
 }
 
-BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel, bool scheduled) {
+BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel,
+                           int metadata_bytes_per_product) {
   return {double(reads.bytes) + double(reads.channels) * metadata_bytes_per_channel +
-              (scheduled ? double(reads.products) * 2 * sizeof(float) : 0.0),
+              double(reads.products) * metadata_bytes_per_product,
           double(reads.weights)};
 }
 
@@ -68,8 +69,9 @@ BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config)
     const NestedLinear* n = l.matrix->nested;
     if (n == nullptr) continue;
     const BitPlaneShape& shape = n->planes.shape;
-    a.bytes += double(shape.planes_size()) + double(shape.params_size()) * 2 * sizeof(uint16_t) +
-               double(n->channel_scale.size() + n->level_gains.size() + n->schedule.model_targets.size() +
+    a.bytes += double(shape.planes_size()) + double(shape.params_size()) * kGroupParamBytes +
+               double(n->channel_scale.size()) * sizeof(uint16_t) +
+               double(n->level_gains.size() + n->level_thresholds.size() + n->schedule.model_targets.size() +
                       n->schedule.budgets.size()) * sizeof(float);
   }
   return a;

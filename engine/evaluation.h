@@ -37,14 +37,17 @@ struct BitsAccount {
   double bits() const { return weights > 0 ? 8 * bytes / weights : 0; }
 };
 
-// A fixed-width method reading `bits` per weight and an fp16 scale and zero per (row, group).
+// A fixed-width method reading `bits` per weight and an fp16 scale and a byte zero per
+// (row, group), as its .grinqh store holds them.
 BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size);
 
 // What graded products read, from the bit-plane product's counters (planes, and scales and
 // zeros of every group read), plus per product the grading rule's per-channel metadata
-// (`metadata_bytes_per_channel`: 4 for channel_scale) and, when the layer is scheduled,
-// its two budgets around the target (8 bytes).
-BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel, bool scheduled);
+// (`metadata_bytes_per_channel`: 2 for the fp16 channel_scale) and per product the layer's
+// own metadata (`metadata_bytes_per_product`: its level thresholds, 4 bytes each, and when it
+// is scheduled its two budgets around the target, 8 bytes).
+BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel,
+                           int metadata_bytes_per_product);
 
 // What the nested layers of a model store: planes (tile padding included), scales, zeros,
 // the grading metadata and the schedules.

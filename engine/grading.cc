@@ -5,26 +5,37 @@
 #include <limits>
 #include <vector>
 
+#include "engine/half.h"
+
 namespace grinqh {
 namespace {
 
-// round(v − t) clamped to [0, max_level]; floor(x + ½) rather than std::round, which is
-// a library call on this hot path (the two differ only at exact ties).
-int LevelAt(float log_importance, float t, int max_level) {
-  const float v = std::floor(log_importance - t + 0.5f);
-  return static_cast<int>(std::clamp(v, 0.f, static_cast<float>(max_level)));
+// The level of a channel whose log2 importance less the water level is v: round(v)
+// clamped to [0, max_level] (floor(v + ½) rather than std::round, which is a library call
+// on this hot path; the two differ only at exact ties), or with calibrated thresholds, how
+// many of them v reaches.
+int LevelAt(float v, std::span<const float> thresholds, int max_level) {
+  if (thresholds.empty()) return static_cast<int>(std::clamp(std::floor(v + 0.5f), 0.f, static_cast<float>(max_level)));
+  int b = 0;
+  while (b < max_level && v >= thresholds[static_cast<size_t>(b)]) ++b;
+  return b;
+}
+
+// The v at which a channel at `level` moves up one.
+float NextThreshold(std::span<const float> thresholds, int level) {
+  return thresholds.empty() ? static_cast<float>(level) + 0.5f : thresholds[static_cast<size_t>(level)];
 }
 
 }  // namespace
 
-void GradeRow(std::span<const float> x, std::span<const float> channel_scale, float target, int max_level,
-              std::span<uint8_t> levels) {
+void GradeRow(std::span<const float> x, std::span<const uint16_t> channel_scale, float target, int max_level,
+              std::span<uint8_t> levels, std::span<const float> thresholds) {
   const size_t n = x.size();
   thread_local std::vector<float> log_s;
   log_s.resize(n);
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
   for (size_t k = 0; k < n; ++k) {
-    const float s = std::abs(x[k]) * channel_scale[k];
+    const float s = std::abs(x[k]) * HalfToFloat(channel_scale[k]);
     log_s[k] = s > 0 ? std::log2(s) : -std::numeric_limits<float>::infinity();
     if (s > 0) lo = std::min(lo, log_s[k]), hi = std::max(hi, log_s[k]);
   }
@@ -36,10 +47,13 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
   // the total is a non-increasing step function of t.
   const auto total_at = [&](float t) {
     int64_t total = 0;
-    for (size_t k = 0; k < n; ++k) total += LevelAt(log_s[k], t, max_level);
+    for (size_t k = 0; k < n; ++k) total += LevelAt(log_s[k] - t, thresholds, max_level);
     return total;
   };
-  float t_fits = hi + 1.f, t_over = lo - static_cast<float>(max_level) - 1.f;
+  // Bounds where every channel reads nothing and everything (hi + 1 and lo − max_level − 1
+  // with plain rounding).
+  float t_fits = hi + 1.5f - NextThreshold(thresholds, 0);
+  float t_over = lo - 1.5f - NextThreshold(thresholds, max_level - 1);
   if (total_at(t_over) <= budget) t_fits = t_over;  // everything at full depth fits
   // 1/64 of a bit is fine enough: the remainder step below settles what is left.
   for (int i = 0; i < 40 && t_fits - t_over > 1.f / 64; ++i) {
@@ -47,7 +61,9 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
     (total_at(mid) <= budget ? t_fits : t_over) = mid;
   }
   int64_t spent = 0;
-  for (size_t k = 0; k < n; ++k) spent += levels[k] = static_cast<uint8_t>(LevelAt(log_s[k], t_fits, max_level));
+  for (size_t k = 0; k < n; ++k) {
+    spent += levels[k] = static_cast<uint8_t>(LevelAt(log_s[k] - t_fits, thresholds, max_level));
+  }
 
   // Spend what is left on the channels closest to rounding up.
   int64_t left = budget - spent;
@@ -56,7 +72,7 @@ void GradeRow(std::span<const float> x, std::span<const float> channel_scale, fl
   candidates.clear();
   for (size_t k = 0; k < n; ++k) {
     if (levels[k] < max_level && std::isfinite(log_s[k])) {
-      candidates.push_back({log_s[k] - t_fits - static_cast<float>(levels[k]), static_cast<uint32_t>(k)});
+      candidates.push_back({log_s[k] - t_fits - NextThreshold(thresholds, levels[k]), static_cast<uint32_t>(k)});
     }
   }
   left = std::min<int64_t>(left, static_cast<int64_t>(candidates.size()));

@@ -15,10 +15,14 @@
 
 namespace grinqh {
 
-// levels[k] for one row. `channel_scale` is c_k (e.g. the column norm of the weights).
+// levels[k] for one row. `channel_scale` is c_k (e.g. the column norm of the weights) as
+// fp16 bits: a decode step reads it whole, so it is kept at the precision ranking needs.
 // `target` is the average level wanted, in [0, max_level].
-void GradeRow(std::span<const float> x, std::span<const float> channel_scale, float target, int max_level,
-              std::span<uint8_t> levels);
+// `thresholds` (empty, or max_level ascending values): channel k reads level b when
+// log2 s_k − t ≥ thresholds[b−1], the layer's calibrated level thresholds (LevelThresholds
+// in engine/calibration.h); empty means thresholds[b−1] = b − ½, plain rounding.
+void GradeRow(std::span<const float> x, std::span<const uint16_t> channel_scale, float target, int max_level,
+              std::span<uint8_t> levels, std::span<const float> thresholds = {});
 
 }  // namespace grinqh
 

@@ -125,11 +125,12 @@ absl::StatusOr<uint64_t> CheckHeader(const Source& src) {
   if (const uint64_t version = ReadLE(src.base + 8, 4); version != kGrinqhFormatVersion) {
     return absl::UnimplementedError(absl::StrCat(src.where, ": format version ", version,
                                                  " is not supported (this build reads version ",
-                                                 kGrinqhFormatVersion, ")"));
+                                                 kGrinqhFormatVersion, "; run `grinqh quantize` again ",
+                                                 "to write the file in it)"));
   }
   if (const uint64_t flags = ReadLE(src.base + 12, 4); flags != 0) {
     return absl::UnimplementedError(absl::StrCat(src.where, ": header flags 0x", absl::Hex(flags),
-                                                 " are unknown to format version 1"));
+                                                 " are unknown to format version ", kGrinqhFormatVersion));
   }
   const uint64_t meta_len = ReadLE(src.base + 16, 8);
   if (meta_len > src.size - kGrinqhHeaderBytes) {
@@ -455,7 +456,7 @@ std::vector<std::string> GrinqhFile::SectionNames() const {
   return names;
 }
 
-absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int group_size) const {
+absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int group_size, int code_bits) const {
   const std::string p(prefix);
   GRINQH_ASSIGN_OR_RETURN(const GrinqhTensor* planes, Get(p + ".planes"));
   GRINQH_ASSIGN_OR_RETURN(const GrinqhTensor* scales, Get(p + ".scales"));
@@ -471,12 +472,13 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
     return bad(absl::StrCat(".planes is ", DTypeStr(planes->dtype), " ", ShapeString(planes->shape),
                             ", not U8 [tiles, cols, planes, tile_rows/8]"));
   }
-  for (const GrinqhTensor* t : {scales, zeros}) {
-    if (t->dtype != GrinqhDType::kF16 || t->shape.size() != 2 || t->shape != scales->shape ||
-        !fits_int(t->shape)) {
-      return bad(absl::StrCat(t->name, " is ", DTypeStr(t->dtype), " ", ShapeString(t->shape),
-                              ", not F16 [rows, groups] matching .scales"));
-    }
+  if (scales->dtype != GrinqhDType::kF16 || scales->shape.size() != 2 || !fits_int(scales->shape)) {
+    return bad(absl::StrCat(".scales is ", DTypeStr(scales->dtype), " ", ShapeString(scales->shape),
+                            ", not F16 [rows, groups]"));
+  }
+  if (zeros->dtype != GrinqhDType::kU8 || zeros->shape != scales->shape) {
+    return bad(absl::StrCat(".zeros is ", DTypeStr(zeros->dtype), " ", ShapeString(zeros->shape),
+                            ", not U8 [rows, groups] matching .scales"));
   }
   // Every field comes from a stored shape, so the sizes below are the (validated) nbytes.
   BitPlaneShape shape;
@@ -485,14 +487,19 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
   shape.stored_planes = static_cast<int>(planes->shape[2]);
   shape.tile_rows = static_cast<int>(std::min<int64_t>(planes->shape[3] * 8, INT32_MAX / 8 * 8));
   shape.group_size = group_size;
+  shape.code_bits = code_bits;
   if (absl::Status s = shape.Validate(); !s.ok()) return bad(s.message());
   if (shape.tiles() != planes->shape[0] || shape.groups() != scales->shape[1]) {
     return bad(absl::StrCat(ShapeString(planes->shape), " planes and ", ShapeString(scales->shape),
                             " scales do not describe one ", shape.rows, " x ", shape.cols,
                             " matrix in groups of ", group_size));
   }
-  return MakeBitPlaneView(shape, planes->as<uint8_t>(), scales->as<uint16_t>(),
-                          zeros->as<uint16_t>());
+  for (const uint8_t zero : zeros->as<uint8_t>()) {
+    if (zero >> code_bits != 0) {
+      return bad(absl::StrCat(".zeros holds ", int{zero}, ", not a ", code_bits, "-bit code"));
+    }
+  }
+  return MakeBitPlaneView(shape, planes->as<uint8_t>(), scales->as<uint16_t>(), zeros->as<uint8_t>());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -543,7 +550,7 @@ absl::Status GrinqhFileWriter::AddBitPlanes(std::string_view prefix, const BitPl
                                    std::as_bytes(std::span(m.planes)), storage));
   GRINQH_RETURN_IF_ERROR(AddTensor(p + ".scales", GrinqhDType::kF16, {s.rows, s.groups()},
                                    std::as_bytes(std::span(m.scales)), storage));
-  return AddTensor(p + ".zeros", GrinqhDType::kF16, {s.rows, s.groups()},
+  return AddTensor(p + ".zeros", GrinqhDType::kU8, {s.rows, s.groups()},
                    std::as_bytes(std::span(m.zeros)), storage);
 }
 

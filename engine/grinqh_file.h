@@ -5,7 +5,7 @@
 // Layout (docs/FORMAT.md is the specification):
 //   bytes 0..7    magic "\x89GRINQH\n" (the high byte and the newline expose 7-bit and
 //                 text-mode corruption, as in PNG)
-//   bytes 8..11   u32 format version (1), little-endian
+//   bytes 8..11   u32 format version (2), little-endian
 //   bytes 12..15  u32 flags (0; a reader refuses bits it does not know)
 //   bytes 16..23  u64 metadata length
 //   bytes 24..    metadata JSON (UTF-8), zero padding to a multiple of 4096, then the tensor
@@ -33,13 +33,14 @@
 
 namespace grinqh {
 
-inline constexpr uint32_t kGrinqhFormatVersion = 1;
+// 2: zeros are bytes and grading statistics fp16 (version 1 stored both wider).
+inline constexpr uint32_t kGrinqhFormatVersion = 2;
 inline constexpr size_t kGrinqhHeaderBytes = 24;
 inline constexpr size_t kGrinqhDataAlignment = 4096;   // where the data section starts
 inline constexpr size_t kGrinqhTensorAlignment = 256;  // where each tensor starts
 
 // Element types of stored tensors. A superset of the safetensors DType: U8 holds bit
-// planes, F16 holds scales and zeros (fp16 bits), U16 is for integer tables.
+// planes and zeros, F16 scales and grading statistics (fp16 bits), U16 integer tables.
 enum class GrinqhDType { kU8, kU16, kF16, kBF16, kF32 };
 
 std::string_view GrinqhDTypeName(GrinqhDType dtype);  // "U8", "U16", "F16", "BF16", "F32"
@@ -89,9 +90,10 @@ class GrinqhFile {
   std::vector<std::string> SectionNames() const;
 
   // The bit-plane store `{prefix}.planes` (U8 [tiles, cols, stored_planes, tile_rows/8])
-  // with `{prefix}.scales` and `{prefix}.zeros` (F16 [rows, groups]), viewed in place.
-  // group_size comes from the "quantization" section (the shapes cannot say it).
-  absl::StatusOr<BitPlaneView> BitPlanes(std::string_view prefix, int group_size) const;
+  // with `{prefix}.scales` (F16 [rows, groups]) and `{prefix}.zeros` (U8 [rows, groups],
+  // each a code_bits-bit code), viewed in place. group_size and code_bits (8 for GRINQH, N
+  // for an N-bit baseline) come from the "quantization" section: the shapes cannot say them.
+  absl::StatusOr<BitPlaneView> BitPlanes(std::string_view prefix, int group_size, int code_bits) const;
 
  private:
   explicit GrinqhFile(std::unique_ptr<MappedFile> file) : file_(std::move(file)) {}

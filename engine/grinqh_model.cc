@@ -125,6 +125,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   if (!summary.ok()) return context(summary.status());
   const int group_size = summary->group_size;
   model->group_size_ = group_size;
+  const int code_bits = summary->graded() ? kCodeBits : summary->bits;  // a baseline stores its N-bit codes
   // A fixed-width baseline decodes at its full width only: no graded reads.
   model->max_decode_bits_ = summary->graded() ? summary->bits : 0;
 
@@ -149,7 +150,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
       return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
     }
     const std::string prefix = GrinqhLayerPrefix(name);
-    GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size));
+    GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size, code_bits));
     GRINQH_ASSIGN_OR_RETURN(std::vector<float> dense, DequantizeLevel(planes, planes.shape.stored_planes));
     if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
       const int cols = planes.shape.cols;
@@ -175,17 +176,17 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
     for (size_t i = 0; i < linears.size(); ++i) {
       const LinearLayerRef& l = linears[i];
       auto nested = std::make_unique<NestedLinear>();
-      auto planes = file.BitPlanes(GrinqhLayerPrefix(l.name), group_size);
+      auto planes = file.BitPlanes(GrinqhLayerPrefix(l.name), group_size, code_bits);
       if (!planes.ok()) return context(planes.status());
       nested->planes = *planes;
       const std::string scale_name = GrinqhLayerPrefix(l.name) + ".channel_scale";
       auto scale = file.Get(scale_name);
       if (!scale.ok()) return context(scale.status());
-      if ((*scale)->dtype != GrinqhDType::kF32 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
+      if ((*scale)->dtype != GrinqhDType::kF16 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
         return context(absl::InvalidArgumentError(
-            absl::StrCat("tensor \"", scale_name, "\" must be F32 [", l.matrix->cols, "]")));
+            absl::StrCat("tensor \"", scale_name, "\" must be F16 [", l.matrix->cols, "]")));
       }
-      const auto values = (*scale)->as<float>();
+      const auto values = (*scale)->as<uint16_t>();
       nested->channel_scale.assign(values.begin(), values.end());
       nested->schedule = std::move((*schedules)[i]);
       l.matrix->nested = nested.get();

@@ -15,10 +15,17 @@
 
 namespace grinqh {
 
+inline constexpr int kGrinqhGroupSize = 256;
+inline constexpr int kBaselineGroupSize = 128;
+
 struct GrinqhQuantizeOptions {
   std::string method = "grinqh";  // grinqh | rtn | gptq | awq
   int bits = 0;                   // rtn, gptq, awq: the code width, 1..8 (grinqh: unused)
-  int group_size = 128;           // input channels per fp16 scale and zero
+  // Input channels per (row, group) scale and zero; 0: the method's default. GRINQH's is
+  // 256: every group read costs 24 bits per row, and at 2 effective bits the bits saved
+  // buy more than the coarser groups lose; at 3–4 bits 128 is about 2 % better (measured,
+  // docs/BENCHMARKS.md). The baselines keep the 128 their papers use.
+  int group_size = 0;
   int max_bits = 8;               // grinqh: planes stored, the deepest level decode can read
   // Calibration text: grinqh fits its decode schedules on it (without it, every layer reads
   // the model-wide target); gptq and awq need it.
@@ -33,7 +40,7 @@ struct GrinqhQuantizeOptions {
 // embedding) and writes `out`, self-contained: config, tokenizer, the embedding and norms
 // as stored, each layer's bit planes, scales and zeros (grinqh: and its grading statistic),
 // and the metadata (method, parameters, schedules, calibration summary).
-absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, const GrinqhQuantizeOptions& options,
+absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, GrinqhQuantizeOptions options,
                                   const std::filesystem::path& out, const ProgressFn& progress = {});
 
 // What a .grinqh file holds, from its metadata (the structure is checked, not the tensors).

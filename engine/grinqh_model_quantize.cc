@@ -23,7 +23,8 @@ absl::StatusOr<std::string> ReadOptional(const std::filesystem::path& path) {
   return ReadFileToString(path);
 }
 
-std::span<const std::byte> Bytes(std::span<const float> v) { return std::as_bytes(v); }
+template <typename T>
+std::span<const std::byte> Bytes(const std::vector<T>& v) { return std::as_bytes(std::span(v)); }
 
 // Config (the LM head untied: it is stored quantized on its own), tokenizer, generation config.
 absl::Status AddModelSections(const std::filesystem::path& hf_dir, GrinqhFileWriter& writer) {
@@ -75,18 +76,19 @@ json CalibrationText(const GrinqhQuantizeOptions& options, size_t windows) {
           {"special_tokens_added", false}};
 }
 
-// The "schedules" section: per layer, its budget at each fitted model-wide target.
-// What every file's quantization section says of its store, GRINQH or baseline.
+// What every file's quantization section says of its store, GRINQH or baseline (whose
+// codes are max_bits wide, all kept).
 json StoreJson(const std::string& method, int max_bits, int group_size) {
   return {{"method", method},
-          {"code_bits", 8},
+          {"code_bits", method == "grinqh" ? kCodeBits : max_bits},
           {"max_bits", max_bits},
           {"group_size", group_size},
           {"tile_rows", kGrinqhTileRows},  // or a smaller matrix's own height
           {"scale_format", "fp16"},
-          {"zero_format", "fp16"}};
+          {"zero_format", "u8 integer code"}};
 }
 
+// The "schedules" section: per layer, its budget at each fitted model-wide target.
 json SchedulesJson(const ScheduleFit& fit) {
   json layers = json::object();
   for (const LayerFit& l : fit.layers) layers[GrinqhLayerPrefix(l.name)] = l.budgets;
@@ -138,10 +140,10 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
     GRINQH_ASSIGN_OR_RETURN(stores.planes[i], PackBitPlanes(q, GrinqhTileRows(m.rows), options.max_bits));
     NestedLinear& nested = stores.nested[i];
     nested.planes = stores.planes[i].view();
-    nested.channel_scale = ColumnNorms(q.DequantizeLevel(options.max_bits), m.rows, m.cols);
+    nested.channel_scale = ColumnNormsF16(q.DequantizeLevel(options.max_bits), m.rows, m.cols);
     const std::string prefix = GrinqhLayerPrefix(linears[i].name);
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes[i], GrinqhFileWriter::Storage::kReference));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF32, {m.cols},
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {m.cols},
                                             Bytes(nested.channel_scale), GrinqhFileWriter::Storage::kReference));
     quantized.insert(linears[i].name);
     if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
@@ -185,7 +187,7 @@ absl::Status QuantizeBaseline(const Model& model, const GrinqhQuantizeOptions& o
   const auto sink = [&](const LinearLayerRef& layer, const quant::QuantizedMatrix& q,
                         std::span<const float> input_scales) -> absl::Status {
     if (stores.planes.size() == layers) return absl::InternalError("more quantized layers than linear layers");
-    GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackFixedWidthCodes(q, GrinqhTileRows(q.rows)));
+    GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, GrinqhTileRows(q.rows)));
     const std::string prefix = GrinqhLayerPrefix(layer.name);
     stores.planes.push_back(std::move(packed));
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes.back(), GrinqhFileWriter::Storage::kReference));
@@ -228,9 +230,10 @@ std::string GrinqhLayerPrefix(const std::string& weight_name) {
   return weight_name.substr(0, weight_name.rfind(".weight"));
 }
 
-absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, const GrinqhQuantizeOptions& options,
+absl::Status QuantizeToGrinqhFile(const std::filesystem::path& hf_dir, GrinqhQuantizeOptions options,
                                   const std::filesystem::path& out, const ProgressFn& progress) {
   const bool grinqh = options.method == "grinqh";
+  if (options.group_size == 0) options.group_size = grinqh ? kGrinqhGroupSize : kBaselineGroupSize;
   if (!grinqh && options.method != "rtn" && options.method != "gptq" && options.method != "awq") {
     return absl::InvalidArgumentError(absl::StrCat("unknown method '", options.method, "' (grinqh, rtn, gptq or awq)"));
   }

@@ -88,7 +88,7 @@ size_t ModelWeights::DecodeBytes(float graded_bits) const {
     if (graded_bits > 0.f && m.nested != nullptr) {
       const BitPlaneShape& shape = m.nested->planes.shape;
       const double weights = double(m.rows) * double(m.cols);
-      return static_cast<size_t>(weights * graded_bits / 8 + double(shape.params_size()) * 2 * sizeof(uint16_t));
+      return static_cast<size_t>(weights * graded_bits / 8 + double(shape.params_size()) * kGroupParamBytes);
     }
     return static_cast<size_t>(m.rows) * m.row_bytes();
   };

@@ -38,10 +38,12 @@ struct Matrix {
 // weights that ungraded rows (prefill) use.
 struct NestedLinear {
   BitPlaneView planes;
-  std::vector<float> channel_scale;  // c_k of the grading rule, one per input channel
+  std::vector<uint16_t> channel_scale;  // c_k of the grading rule (fp16 bits), one per input channel
   // When not empty, grading follows each channel's measured error curve instead
   // (GradeRowByGains): [cols × max_level] gains.
   std::vector<float> level_gains;
+  // GradeRow's calibrated level thresholds (empty: plain rounding, water-filling).
+  std::vector<float> level_thresholds;
   // This layer's calibrated share of the model-wide target; empty: the target itself.
   LayerSchedule schedule;
   int max_level() const { return planes.shape.stored_planes; }
@@ -63,7 +65,7 @@ struct ModelWeights {
 
   // Weight bytes one decode step reads: every matrix once, one embedding row. With
   // `graded_bits` > 0, a matrix with nested weights counts graded_bits per weight of
-  // planes plus its groups' fp16 scales and zeros (the nominal GRINQH read).
+  // planes plus its groups' scales and zeros (the nominal GRINQH read).
   size_t DecodeBytes(float graded_bits = 0.f) const;
 };
 

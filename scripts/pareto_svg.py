@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Draws KLD against effective bits for every method in `grinqh eval --json` files, one chart.
 
-    scripts/pareto_svg.py OUT.svg RESULTS.json [MORE.json ...] [--title TEXT]
+    scripts/pareto_svg.py OUT.svg RESULTS.json [NAME=MORE.json ...] [--title TEXT]
+
+NAME= prefixes the series of that file (to tell apart two files of one method).
 
 Standard library only: the SVG is written by hand. KLD is on a log scale.
 """
@@ -23,12 +25,14 @@ def main(argv):
         sys.exit(__doc__)
     out, inputs = argv[0], argv[1:]
     series = {}
-    for path in inputs:
+    for arg in inputs:
+        name, _, path = arg.rpartition("=")
         with open(path) as f:
             for r in json.load(f):
                 if r["method"] == "bf16" or r["kld"] <= 0:
                     continue
-                series.setdefault(r["method"], set()).add((r["effective_bits"], r["kld"]))
+                label = f'{name} {r["method"]}' if name else r["method"]
+                series.setdefault(label, set()).add((r["effective_bits"], r["kld"]))
     points = [p for s in series.values() for p in s]
     if not points:
         sys.exit("no quantized results in the inputs")

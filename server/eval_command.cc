@@ -33,6 +33,7 @@ absl::StatusOr<std::vector<BaselineOptions>> ParseMethods(const std::string& tex
     }
     o.method = parts[0];
     if (o.method == "grinqh-gains") o.method = "grinqh", o.grading = "gains";
+    if (o.method == "grinqh-curve") o.method = "grinqh", o.grading = "curve";
     out.push_back(o);
   }
   return out;
@@ -63,7 +64,7 @@ struct Candidate {
   size_t row;
   bool graded = false;
   int metadata_bytes_per_channel = 0;
-  bool scheduled = false;
+  int metadata_bytes_per_product = 0;
   cpu::BitPlaneReads reads;
 };
 
@@ -173,12 +174,12 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   std::vector<Candidate> candidates;
   std::vector<Row> rows;
   rows.push_back({"bf16", "", 16, 16, 16, {}});
-  const auto add_graded = [&](Backend& backend, float bits, Row row, int metadata_bytes, bool scheduled) {
-    candidates.push_back({&backend, bits, rows.size(), true, metadata_bytes, scheduled, {}});
+  const auto add_graded = [&](Backend& backend, float bits, Row row, int per_channel, int per_product) {
+    candidates.push_back({&backend, bits, rows.size(), true, per_channel, per_product, {}});
     rows.push_back(std::move(row));
   };
   const auto add_fixed = [&](Backend& backend, Row row) {
-    candidates.push_back({&backend, 0.f, rows.size(), false, 0, false, {}});
+    candidates.push_back({&backend, 0.f, rows.size(), false, 0, 0, {}});
     rows.push_back(std::move(row));
   };
   // .grinqh files made by `grinqh quantize`: GRINQH graded at each --bits target (through
@@ -199,10 +200,13 @@ absl::Status RunEval(const std::vector<std::string>& args) {
         add_fixed(backend, {summary.method + "-file", path, double(summary.bits), bits, footprint, {}});
       } else {
         const bool scheduled = !summary.schedule_targets.empty();
+        // Per channel the fp16 channel_scale; per product, with schedules, the two budgets
+        // around the target.
+        const int per_product = scheduled ? 2 * int(sizeof(float)) : 0;
         for (float b : grinqh_bits) {
           if (b > float(summary.bits)) continue;
           add_graded(backend, b, {scheduled ? "grinqh-sched" : "grinqh-file", path, b, 0, footprint, {}},
-                     sizeof(float), scheduled);
+                     sizeof(uint16_t), per_product);
         }
       }
       file_models.push_back(std::move(file_model));
@@ -216,10 +220,11 @@ absl::Status RunEval(const std::vector<std::string>& args) {
       continue;
     }
     const double footprint = NestedFootprintBits(v->weights(), model->config()).bits();
-    const int metadata = m.grading == "gains" ? m.bits * int(sizeof(float)) : int(sizeof(float));
+    const int per_channel = m.grading == "gains" ? m.bits * int(sizeof(float)) : int(sizeof(uint16_t));
+    const int per_product = m.grading == "curve" ? m.bits * int(sizeof(float)) : 0;
     for (float b : grinqh_bits) {
-      const std::string label = m.grading == "gains" ? "grinqh-gains" : m.method;
-      add_graded(v->backend(), b, {label, "", b, 0, footprint, {}}, metadata, false);
+      const std::string label = m.grading == "statistic" ? m.method : "grinqh-" + m.grading;
+      add_graded(v->backend(), b, {label, "", b, 0, footprint, {}}, per_channel, per_product);
     }
   }
   const int vocab = model->config().vocab_size;
@@ -243,7 +248,8 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   }
   for (const Candidate& c : candidates) {
     if (!c.graded) continue;
-    rows[c.row].effective_bits = GradedReadBits(c.reads, c.metadata_bytes_per_channel, c.scheduled).bits();
+    rows[c.row].effective_bits =
+        GradedReadBits(c.reads, c.metadata_bytes_per_channel, c.metadata_bytes_per_product).bits();
     rows[c.row].plane_bits = 8.0 * double(c.reads.plane_bytes) / double(c.reads.weights);
   }
   WriteOutputs(rows, flags);

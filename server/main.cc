@@ -26,7 +26,7 @@ commands:
              [--bits B]  GRINQH models: average bits per weight read at each decode step
   quantize   write a GRINQH model file (nested 8-bit codes, graded at decode), or a baseline's
              --model HF_DIR --out MODEL.grinqh [--calib TEXT (fits per-layer schedules)]
-             [--group-size 128] [--max-bits 8] [--calib-windows 64] [--sensitivity-windows 4]
+             [--group-size 256 (baselines: 128)] [--max-bits 8] [--calib-windows 64] [--sensitivity-windows 4]
              [--threads N] | --method rtn|gptq|awq --bits N [--calib TEXT]
   tokenize   print the token ids of a text as JSON
              (--model DIR | --tokenizer tokenizer.json) --text TEXT [--add-special-tokens]
@@ -35,7 +35,7 @@ commands:
              [--bits B (GRINQH models)] [--json]
   eval       quality of quantized variants against the model (PPL, KLD, top-1)
              --reference DIR --text FILE [--model A.grinqh,B.grinqh] [--calib FILE]
-             [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8]
+             [--methods rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8,grinqh-curve:8]
              [--bits 2,2.5,3,4 (GRINQH decode targets)]
              [--ctx 512] [--windows 128] [--calib-windows 64] [--group-size 128] [--json FILE] [--csv FILE]
   help       this text

@@ -57,7 +57,7 @@ absl::Status RunQuantize(const std::vector<std::string>& args) {
     return absl::InvalidArgumentError(absl::StrCat("--method ", options.method, " needs --bits (e.g. 4)"));
   }
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("bits", 1, 8, options.bits));
-  GRINQH_RETURN_IF_ERROR(flags.ReadInt("group-size", 1, 1 << 16, options.group_size));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("group-size", 1, 1 << 16, options.group_size));  // else the method's
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("max-bits", 1, 8, options.max_bits));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("calib-windows", 1, 1 << 20, options.calib_windows));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("sensitivity-windows", 0, 1 << 20, options.schedule.sensitivity_windows));

@@ -61,8 +61,8 @@ TEST(BitPlaneMatVecTest, BytesReadCountOnlyTheNeededPlanesAndScales) {
   const BitPlaneShape shape{.rows = 512, .cols = 256, .tile_rows = 256, .stored_planes = 8, .group_size = 128};
   std::vector<uint8_t> levels(256, 0);
   EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 0u);
-  levels[0] = 3;  // 3 planes of 32 bytes in each of 2 tiles, plus group 0's scale and zero for 512 rows
-  EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 3u * 32 * 2 + 512 * 4);
+  levels[0] = 3;  // 3 planes of 32 bytes in each of 2 tiles, plus group 0's fp16 scale and byte zero for 512 rows
+  EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 3u * 32 * 2 + 512 * 3);
 }
 
 // The counters behind eval's effective bits see exactly what BitPlaneBytesRead says each
@@ -96,8 +96,8 @@ TEST(BitPlaneMatVecTest, ReadCountersAddUpEveryProduct) {
   EXPECT_EQ(reads.products, 2u);
 }
 
-// A fixed-width baseline stored as a shallow nested store reads back, at its full depth,
-// exactly the weights its own codes give.
+// A fixed-width baseline stored as a store of N-bit codes reads back, at its full depth,
+// exactly the weights its own codes give, through both readers.
 TEST(BitPlaneMatVecTest, FixedWidthCodesReadBackExactlyAtFullDepth) {
   std::mt19937 rng(8);
   std::normal_distribution<float> normal;
@@ -106,12 +106,22 @@ TEST(BitPlaneMatVecTest, FixedWidthCodesReadBackExactlyAtFullDepth) {
   for (float& v : w) v = 0.03f * normal(rng);
   for (int bits : {2, 3, 4, 8}) {
     const quant::QuantizedMatrix q = quant::QuantizeRtn(w, rows, cols, bits, 128);
-    auto packed = PackFixedWidthCodes(q, 64);
+    auto packed = PackBitPlanes(q, 64);
     ASSERT_TRUE(packed.ok()) << packed.status();
     EXPECT_EQ(packed->shape.stored_planes, bits);
+    EXPECT_EQ(packed->shape.code_bits, bits);
     auto read = DequantizeLevel(packed->view(), bits);
     ASSERT_TRUE(read.ok()) << read.status();
-    EXPECT_EQ(*read, q.Dequantize()) << bits << " bits";
+    const std::vector<float> want = q.Dequantize();
+    EXPECT_EQ(*read, want) << bits << " bits";
+    std::vector<float> x(cols), y(rows), y_want(rows, 0.f);
+    for (float& v : x) v = normal(rng);
+    const std::vector<uint8_t> full(cols, static_cast<uint8_t>(bits));
+    cpu::BitPlaneMatVec(packed->view(), x.data(), full.data(), y.data());
+    for (int r = 0; r < rows; ++r) {
+      for (int k = 0; k < cols; ++k) y_want[size_t(r)] += want[size_t(r) * cols + size_t(k)] * x[size_t(k)];
+    }
+    for (int r = 0; r < rows; ++r) EXPECT_NEAR(y[size_t(r)], y_want[size_t(r)], 1e-4f) << bits << " bits, row " << r;
   }
 }
 

@@ -50,12 +50,13 @@ TEST(MakeWindowsTest, ConsecutiveNonOverlappingAndCapped) {
 TEST(BitsAccountTest, FixedWidthGradedAndFootprint) {
   auto model = Model::Load(testing::SourceDir() / "models" / "tiny-llama3");
   ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_DOUBLE_EQ(FixedWidthBits((*model)->weights(), (*model)->config(), 4, 128).bits(), 4.25);
+  // An fp16 scale and a byte zero per 128 weights: 24 / 128 bits.
+  EXPECT_DOUBLE_EQ(FixedWidthBits((*model)->weights(), (*model)->config(), 4, 128).bits(), 4.1875);
 
   cpu::BitPlaneReads reads;
   reads.bytes = 1000, reads.weights = 4000, reads.channels = 50, reads.products = 2, reads.plane_bytes = 900;
-  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, false).bits(), 8.0 * (1000 + 50 * 4) / 4000);
-  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, true).bits(), 8.0 * (1000 + 50 * 4 + 2 * 8) / 4000);
+  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, 0).bits(), 8.0 * (1000 + 50 * 4) / 4000);
+  EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, 40).bits(), 8.0 * (1000 + 50 * 4 + 2 * 40) / 4000);
 
   BaselineOptions grinqh;
   grinqh.method = "grinqh";
@@ -66,9 +67,9 @@ TEST(BitsAccountTest, FixedWidthGradedAndFootprint) {
   ModelWeights w = (*model)->weights();
   for (const LinearLayerRef& l : LinearLayers(w, (*model)->config())) {
     const double n = double(l.matrix->rows) * l.matrix->cols;
-    // 8 planes (one tile of its own height when under 256 rows: no padding), fp16 scale
-    // and zero per 128 weights of a row, one fp32 statistic per input channel.
-    bits += 8 * n + 32 * n / 128 + 32.0 * l.matrix->cols, weights += n;
+    // 8 planes (one tile of its own height when under 256 rows: no padding), an fp16 scale
+    // and a byte zero per 128 weights of a row, one fp16 statistic per input channel.
+    bits += 8 * n + 24 * n / 128 + 16.0 * l.matrix->cols, weights += n;
   }
   EXPECT_NEAR(NestedFootprintBits((*variant)->weights(), (*model)->config()).bits(), bits / weights, 1e-9);
 }

@@ -2,6 +2,7 @@
 
 #include "engine/calibration.h"
 #include "engine/grading_schedule.h"
+#include "engine/half.h"
 #include "engine/quant.h"
 
 #include <algorithm>
@@ -17,9 +18,12 @@ namespace {
 
 using ::testing::ElementsAre;
 
+// The statistic goes in as fp16, as files store it; the tests' values are fp16 values.
 std::vector<uint8_t> Grade(const std::vector<float>& x, const std::vector<float>& c, float target, int max_level = 8) {
+  std::vector<uint16_t> c16(c.size());
+  std::transform(c.begin(), c.end(), c16.begin(), HalfBits);
   std::vector<uint8_t> levels(x.size());
-  GradeRow(x, c, target, max_level, levels);
+  GradeRow(x, c16, target, max_level, levels);
   return levels;
 }
 
@@ -36,7 +40,7 @@ TEST(GradeRowTest, SpendsExactlyTheBudgetAndKeepsTheRanking) {
   for (float target : {0.5f, 1.5f, 2.0f, 2.5f, 3.0f, 4.0f, 6.0f}) {
     std::vector<float> x(1000), c(1000);
     for (auto& v : x) v = normal(rng) * std::exp(normal(rng));
-    for (auto& v : c) v = std::exp(0.3f * normal(rng));
+    for (auto& v : c) v = quant::RoundToHalf(std::exp(0.3f * normal(rng)));
     const auto levels = Grade(x, c, target);
     const int total = std::accumulate(levels.begin(), levels.end(), 0);
     EXPECT_EQ(total, std::lround(target * 1000)) << "target " << target;
@@ -47,6 +51,30 @@ TEST(GradeRowTest, SpendsExactlyTheBudgetAndKeepsTheRanking) {
         }
       }
     }
+  }
+}
+
+// Thresholds b − ½ are plain rounding written out: the same levels, channel for channel.
+// A table that ties level 1 to level 2 (as LevelThresholds does when level 1 buys little)
+// still spends the budget exactly.
+TEST(GradeRowTest, ThresholdsGeneralizeRounding) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(777), c(777);
+  for (auto& v : x) v = normal(rng) * std::exp(normal(rng));
+  for (auto& v : c) v = quant::RoundToHalf(std::exp(0.3f * normal(rng)));
+  std::vector<uint16_t> c16(c.size());
+  std::transform(c.begin(), c.end(), c16.begin(), HalfBits);
+  const std::vector<float> rounding = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f};
+  const std::vector<float> tied = {2.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f};
+  for (float target : {1.5f, 2.f, 3.f, 4.5f}) {
+    std::vector<uint8_t> with(x.size()), tied_levels(x.size());
+    GradeRow(x, c16, target, 8, with, rounding);
+    EXPECT_EQ(with, Grade(x, c, target)) << "target " << target;
+    GradeRow(x, c16, target, 8, tied_levels, tied);
+    EXPECT_EQ(std::accumulate(tied_levels.begin(), tied_levels.end(), 0), std::lround(target * 777));
+    const auto ones = std::count(tied_levels.begin(), tied_levels.end(), uint8_t{1});
+    EXPECT_LE(ones, 1) << "level 1 is only reached through the one-bit remainder";
   }
 }
 
@@ -76,7 +104,7 @@ TEST(GradeRowByGainsTest, SpendsTheBudgetWithNoMoreErrorThanWaterFilling) {
     for (int r = 0; r < rows; ++r) w[size_t(r) * cols + size_t(k)] *= 4;  // some heavy columns
   const quant::QuantizedMatrix q = quant::QuantizeRtn(w, rows, cols, 8, 128);
   const std::vector<float> gains = LevelGains(w, q, 8);
-  const std::vector<float> norms = ColumnNorms(q.DequantizeLevel(8), rows, cols);
+  const std::vector<uint16_t> norms = ColumnNormsF16(q.DequantizeLevel(8), rows, cols);
   std::vector<float> x(cols);
   for (float& v : x) v = normal(rng) * std::exp(normal(rng));
 
@@ -102,6 +130,23 @@ TEST(GradeRowByGainsTest, SpendsTheBudgetWithNoMoreErrorThanWaterFilling) {
     EXPECT_EQ(std::accumulate(by_gains.begin(), by_gains.end(), 0), int(target * cols));
     EXPECT_LE(error(by_gains), error(by_statistic)) << "target " << target;
   }
+}
+
+// On bell-shaped weights level 1 (two values per group, at ±range/4) removes little of the
+// error of skipping, so its threshold joins level 2's; deeper levels each quarter the error,
+// so their thresholds step by about one (log2 of an importance ratio of 2).
+TEST(LevelThresholdsTest, TieLevelOneToTwoOnGaussianWeights) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  const int rows = 64, cols = 512;
+  std::vector<float> w(size_t(rows) * cols);
+  for (float& v : w) v = 0.02f * normal(rng);
+  const quant::QuantizedMatrix q = quant::QuantizeRtn(w, rows, cols, 8, 256);
+  const std::vector<float> t = LevelThresholds(w, q, 8);
+  ASSERT_EQ(t.size(), 8u);
+  EXPECT_FLOAT_EQ(t[0], t[1]);
+  for (size_t b = 1; b < 8; ++b) EXPECT_GE(t[b], t[b - 1]);
+  for (size_t b = 2; b < 6; ++b) EXPECT_NEAR(t[b] - t[b - 1], 1.0, 0.25) << "level " << b + 1 << ": " << t[b];
 }
 
 TEST(LayerScheduleTest, InterpolatesBetweenTargetsAndScalesBelowThem) {

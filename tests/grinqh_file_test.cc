@@ -194,13 +194,19 @@ TEST(BitPlanesTest, ByteOffsetsFollowTheDocumentedFormula) {
 TEST(BitPlanesTest, PackRefusesWhatItCannotStore) {
   quant::QuantizedMatrix q = RandomMatrix(8, 8, 4, 1);
   EXPECT_THAT(PackBitPlanes(q, 12).status().message(), HasSubstr("tile_rows 12"));
-  EXPECT_THAT(PackBitPlanes(q, 64, 0).status().message(), HasSubstr("stored_planes 0"));
+  EXPECT_THAT(PackBitPlanes(q, 64, -1).status().message(), HasSubstr("stored_planes -1"));
   EXPECT_THAT(PackBitPlanes(q, 64, 9).status().message(), HasSubstr("stored_planes 9"));
   q.scales[3] = 0.1f;  // not an fp16 value
   EXPECT_THAT(PackBitPlanes(q).status().message(), HasSubstr("not an fp16 value"));
   quant::QuantizedMatrix q4 = RandomMatrix(8, 8, 4, 1);
-  q4.bits = 4;
-  EXPECT_THAT(PackBitPlanes(q4).status().message(), HasSubstr("8-bit codes only"));
+  q4.bits = 4;  // its zeros (8-bit codes) are out of a 4-bit code's range, or it keeps 6 of 4 planes
+  EXPECT_THAT(PackBitPlanes(q4, 64, 6).status().message(), HasSubstr("stored_planes 6 is outside 1..4"));
+  q4.zeros.assign(q4.zeros.size(), 16.f);
+  EXPECT_THAT(PackBitPlanes(q4).status().message(), HasSubstr("zero 16 of row 0, group 0 is not a 4-bit code"));
+  q4.zeros[0] = 2.5f;
+  EXPECT_THAT(PackBitPlanes(q4).status().message(), HasSubstr("zero 2.5 of row 0, group 0 is not a 4-bit code"));
+  q4.bits = 9;
+  EXPECT_THAT(PackBitPlanes(q4).status().message(), HasSubstr("9-bit codes"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ void WriteAll(const fs::path& path, const std::string& contents) {
 
 // A hand-built file: header, the given metadata text, zero padding to 4096, then `data`
 // (so tensor offsets start at 4096), for tests that need metadata the writer would refuse.
-std::string RawFile(const std::string& meta, const std::string& data, uint32_t version = 1) {
+std::string RawFile(const std::string& meta, const std::string& data, uint32_t version = kGrinqhFormatVersion) {
   std::string out = "\x89GRINQH\n";
   for (uint64_t v : {uint64_t{version}, uint64_t{0}})
     out.append(reinterpret_cast<const char*>(&v), 4);
@@ -237,7 +243,7 @@ std::string RawFile(const std::string& meta, const std::string& data, uint32_t v
 
 // Metadata for RawFile: tensors given as name -> {dtype, shape, offset, nbytes, crc32}.
 std::string Meta(const json& tensors) {
-  return json{{"format_version", 1}, {"tensors", tensors}}.dump();
+  return json{{"format_version", kGrinqhFormatVersion}, {"tensors", tensors}}.dump();
 }
 json Entry(const std::string& dtype, json shape, uint64_t offset, uint64_t nbytes,
            uint32_t crc = 0) {
@@ -300,7 +306,7 @@ TEST_F(GrinqhFileTest, RoundTripsTensorsAndSections) {
   auto file = GrinqhFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   const GrinqhFile& f = **file;
-  EXPECT_EQ(f.version(), 1u);
+  EXPECT_EQ(f.version(), 2u);
   EXPECT_EQ(f.tensors().size(), 5u);
   auto expect_bytes = [&](const std::string& name, GrinqhDType dtype, std::vector<int64_t> shape,
                           std::span<const std::byte> want) {
@@ -348,7 +354,7 @@ TEST_F(GrinqhFileTest, BitPlanesRoundTripThroughTheFileWithoutCopying) {
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->Find("model.layers.0.self_attn.q_proj.planes")->shape,
             (std::vector<int64_t>{2, 45, 6, 8}));
-  auto view = (*file)->BitPlanes("model.layers.0.self_attn.q_proj", 16);
+  auto view = (*file)->BitPlanes("model.layers.0.self_attn.q_proj", 16, 8);
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_EQ(view->planes, reinterpret_cast<const uint8_t*>(
                               (*file)->Find("model.layers.0.self_attn.q_proj.planes")->data));
@@ -356,9 +362,16 @@ TEST_F(GrinqhFileTest, BitPlanesRoundTripThroughTheFileWithoutCopying) {
   auto got = DequantizeLevels(*view, levels);
   ASSERT_TRUE(got.ok());
   ExpectColumnsMatchReference(q, levels, *got);
-  EXPECT_THAT((*file)->BitPlanes("model.layers.0.self_attn.q_proj", 32).status().message(),
+  EXPECT_THAT((*file)->BitPlanes("model.layers.0.self_attn.q_proj", 32, 8).status().message(),
               HasSubstr("groups of 32"));
-  EXPECT_EQ((*file)->BitPlanes("model.layers.1.mlp", 16).status().code(),
+  // Six stored planes cannot come from 4-bit codes, and a 4-bit reading of its zeros
+  // (8-bit codes) would not fit either: both refused, not misread.
+  EXPECT_THAT((*file)->BitPlanes("model.layers.0.self_attn.q_proj", 16, 4).status().message(),
+              HasSubstr("stored_planes 6 is outside 1..4"));
+  ASSERT_GE(*std::max_element(packed->zeros.begin(), packed->zeros.end()), 64);
+  EXPECT_THAT((*file)->BitPlanes("model.layers.0.self_attn.q_proj", 16, 6).status().message(),
+              HasSubstr("not a 6-bit code"));
+  EXPECT_EQ((*file)->BitPlanes("model.layers.1.mlp", 16, 8).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -422,24 +435,27 @@ TEST_F(GrinqhFileTest, RefusesBadMagicAndVersions) {
   ExpectRefused("PK\x03\x04 this is a zip file, not a model", {"not a .grinqh file"});
   std::string v99 = bytes;
   v99[8] = 99;
-  ExpectRefused(v99, {"format version 99 is not supported", "reads version 1"});
+  ExpectRefused(v99, {"format version 99 is not supported", "reads version 2", "grinqh quantize"});
+  std::string v1 = bytes;  // the previous version (wider zeros and statistics)
+  v1[8] = 1;
+  ExpectRefused(v1, {"format version 1 is not supported", "run `grinqh quantize` again"});
   std::string flags = bytes;
   flags[12] = 1;
   ExpectRefused(flags, {"flags 0x1"});
-  ExpectRefused(RawFile(json{{"format_version", 2}, {"tensors", json::object()}}.dump(), ""),
-                {"\"format_version\" is 2"});
+  ExpectRefused(RawFile(json{{"format_version", 3}, {"tensors", json::object()}}.dump(), ""),
+                {"\"format_version\" is 3"});
 }
 
 TEST_F(GrinqhFileTest, RefusesMalformedMetadata) {
   ExpectRefused(RawFile("{\"tensors\": {", ""), {"not valid JSON"});
   ExpectRefused(RawFile("[1, 2]", ""), {"not an object"});
-  ExpectRefused(RawFile(R"({"format_version": 1})", ""), {"no \"tensors\""});
-  ExpectRefused(RawFile(R"({"format_version": 1, "tensors": []})", ""),
+  ExpectRefused(RawFile(R"({"format_version": 2})", ""), {"no \"tensors\""});
+  ExpectRefused(RawFile(R"({"format_version": 2, "tensors": []})", ""),
                 {"\"tensors\" is a JSON array"});
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  ExpectRefused(RawFile(R"({"format_version": 1, "tensors": {}, "x": )" + deep + "}", ""),
+  ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "x": )" + deep + "}", ""),
                 {"nests deeper than 128 levels"});
-  ExpectRefused(RawFile(R"({"format_version": 1, "tensors": {}, "config": 1, "config": 2})", ""),
+  ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "config": 1, "config": 2})", ""),
                 {"\"config\" twice"});
 }
 

@@ -97,6 +97,7 @@ TEST_F(GrinqhModelTest, FileMatchesTheInMemoryQuantization) {
   BaselineOptions options;
   options.method = "grinqh";
   options.bits = 8;
+  options.group_size = kGrinqhGroupSize;  // the file was written with quantize's default
   auto variant = QuantizedVariant::Create(**base, options, {});
   ASSERT_TRUE(variant.ok()) << variant.status();
   auto cache = (*variant)->backend().NewCache();
