@@ -113,6 +113,24 @@ void Tile(const BitPlaneView& w, int tile, const float* x, const uint8_t* levels
   Tile(w, tile, x, levels, y, acc);
 }
 
+// Bytes of planes, and of scales and zeros (those of every group with a channel read).
+struct ReadBytes {
+  size_t planes = 0, params = 0;
+};
+ReadBytes CountReadBytes(const BitPlaneShape& shape, const uint8_t* levels) {
+  size_t planes_per_tile = 0, groups_read = 0;
+  for (int g = 0; g < shape.groups(); ++g) {
+    bool any = false;
+    for (int k = g * shape.group_size; k < std::min(shape.cols, (g + 1) * shape.group_size); ++k) {
+      planes_per_tile += static_cast<size_t>(levels[k]) * shape.plane_bytes();
+      any = any || levels[k] > 0;
+    }
+    groups_read += any ? 1 : 0;
+  }
+  return {planes_per_tile * static_cast<size_t>(shape.tiles()),
+          groups_read * static_cast<size_t>(shape.rows) * kGroupParamBytes};
+}
+
 struct ReadCounters {
   std::atomic<bool> on{false};
   std::atomic<uint64_t> plane_bytes{0}, bytes{0}, weights{0}, channels{0}, products{0};
@@ -120,10 +138,9 @@ struct ReadCounters {
 
 void Count(const BitPlaneShape& shape, const uint8_t* levels) {
   if (!counters.on.load(std::memory_order_relaxed)) return;
-  uint64_t planes = 0;
-  for (int k = 0; k < shape.cols; ++k) planes += levels[k];
-  counters.plane_bytes.fetch_add(planes * shape.plane_bytes() * uint64_t(shape.tiles()), std::memory_order_relaxed);
-  counters.bytes.fetch_add(BitPlaneBytesRead(shape, levels), std::memory_order_relaxed);
+  const ReadBytes read = CountReadBytes(shape, levels);
+  counters.plane_bytes.fetch_add(read.planes, std::memory_order_relaxed);
+  counters.bytes.fetch_add(read.planes + read.params, std::memory_order_relaxed);
   counters.weights.fetch_add(uint64_t(shape.rows) * uint64_t(shape.cols), std::memory_order_relaxed);
   counters.channels.fetch_add(uint64_t(shape.cols), std::memory_order_relaxed);
   counters.products.fetch_add(1, std::memory_order_relaxed);
@@ -157,17 +174,8 @@ void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels
 }
 
 size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels) {
-  size_t plane_bytes = 0, groups_read = 0;
-  for (int g = 0; g < shape.groups(); ++g) {
-    bool any = false;
-    for (int k = g * shape.group_size; k < std::min(shape.cols, (g + 1) * shape.group_size); ++k) {
-      plane_bytes += static_cast<size_t>(levels[k]) * shape.plane_bytes();
-      any = any || levels[k] > 0;
-    }
-    groups_read += any ? 1 : 0;
-  }
-  const size_t param_bytes = groups_read * static_cast<size_t>(shape.rows) * kGroupParamBytes;
-  return plane_bytes * static_cast<size_t>(shape.tiles()) + param_bytes;
+  const ReadBytes read = CountReadBytes(shape, levels);
+  return read.planes + read.params;
 }
 
 }  // namespace grinqh::cpu

@@ -3,10 +3,13 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "engine/awq.h"
+#include "engine/file_util.h"
 #include "engine/gptq.h"
+#include "engine/grading_schedule.h"
 #include "engine/half.h"
 #include "engine/quant.h"
 #include "engine/status_macros.h"
@@ -68,19 +71,15 @@ std::vector<double> ColumnErrors(std::span<const float> weights, const quant::Qu
 // A level above the lower convex hull of (b, E(b)) is never worth its bits on its own
 // (level 1 often errs more than skipping: it reconstructs near-zero weights at ±range/4),
 // so every level gets the slope of the hull segment it lies on: the gains then fall with
-// depth, and a threshold takes whole segments. error(b) for b = 0..m; slopes for 1..m.
-template <typename Error>
-void HullSlopes(Error error, size_t m, float* slopes) {
-  size_t from = 0;
-  while (from < m) {
-    size_t best_to = from + 1;
-    double best_slope = -std::numeric_limits<double>::infinity();
-    for (size_t to = from + 1; to <= m; ++to) {
-      const double slope = (error(from) - error(to)) / double(to - from);
-      if (slope > best_slope) best_slope = slope, best_to = to;
-    }
-    for (size_t b = from + 1; b <= best_to; ++b) slopes[b - 1] = static_cast<float>(best_slope);
-    from = best_to;
+// depth, and a threshold takes whole segments. error[b] for b = 0..m; slopes for 1..m.
+void HullSlopes(std::span<const double> error, float* slopes) {
+  std::vector<float> levels(error.size());
+  std::iota(levels.begin(), levels.end(), 0.f);
+  const std::vector<size_t> hull = LowerHull(levels, error);
+  for (size_t h = 1; h < hull.size(); ++h) {
+    const size_t from = hull[h - 1], to = hull[h];
+    const double slope = (error[from] - error[to]) / double(to - from);
+    for (size_t b = from + 1; b <= to; ++b) slopes[b - 1] = static_cast<float>(slope);
   }
 }
 
@@ -90,7 +89,11 @@ std::vector<float> LevelGains(std::span<const float> weights, const quant::Quant
   const size_t cols = static_cast<size_t>(q.cols), m = static_cast<size_t>(max_level);
   const std::vector<double> error = ColumnErrors(weights, q, max_level);
   std::vector<float> gains(cols * m);
-  for (size_t c = 0; c < cols; ++c) HullSlopes([&](size_t b) { return error[b * cols + c]; }, m, &gains[c * m]);
+  std::vector<double> curve(m + 1);
+  for (size_t c = 0; c < cols; ++c) {
+    for (size_t b = 0; b <= m; ++b) curve[b] = error[b * cols + c];
+    HullSlopes(curve, &gains[c * m]);
+  }
   return gains;
 }
 
@@ -111,7 +114,7 @@ std::vector<float> LevelThresholds(std::span<const float> weights, const quant::
     return thresholds;
   }
   std::vector<float> slopes(m);
-  HullSlopes([&](size_t b) { return relative[b]; }, m, slopes.data());
+  HullSlopes(relative, slopes.data());
   // Level b pays off when x_k² c_k² · slope_b ≥ λ, i.e. log2 s_k − ½ log2 λ ≥ −½ log2 slope_b.
   // A level that gains nothing gets a finite but unreachable-in-practice threshold, so the
   // table stays finite and ascending (the slopes of a hull only fall).
@@ -130,6 +133,13 @@ std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int 
   return windows;
 }
 
+absl::StatusOr<std::vector<std::vector<int32_t>>> TextWindows(const Model& model, const std::filesystem::path& path,
+                                                              int length, int max_windows) {
+  if (model.tokenizer() == nullptr) return absl::FailedPreconditionError("the model has no tokenizer");
+  GRINQH_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  return MakeWindows(model.tokenizer()->Encode(text, /*add_special_tokens=*/false), length, max_windows);
+}
+
 std::string BaselineOptions::Name() const {
   if (method != "grinqh") return absl::StrCat(method, "-", bits);
   return absl::StrCat(method, grading == "statistic" ? "" : "-" + grading, "-", bits);
@@ -142,18 +152,29 @@ void QuantizedVariant::Replace(Matrix& matrix, std::vector<float> values) {
                   matrix.nested};
 }
 
+absl::StatusOr<NestedStore> QuantizeNested(std::span<const float> weights, int rows, int cols, int group_size,
+                                           int max_bits) {
+  NestedStore store;
+  store.codes = quant::QuantizeRtn(weights, rows, cols, kCodeBits, group_size);
+  GRINQH_ASSIGN_OR_RETURN(store.planes, PackBitPlanes(store.codes, GrinqhTileRows(rows), max_bits));
+  store.full_depth = store.codes.DequantizeLevel(max_bits);
+  store.channel_scale = ColumnNormsF16(store.full_depth, rows, cols);
+  return store;
+}
+
 absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
   const std::vector<float> weights = WidenToFloat(matrix);
-  const quant::QuantizedMatrix q = quant::QuantizeRtn(weights, matrix.rows, matrix.cols, 8, options_.group_size);
+  GRINQH_ASSIGN_OR_RETURN(NestedStore store,
+                          QuantizeNested(weights, matrix.rows, matrix.cols, options_.group_size, options_.bits));
   auto nested = std::make_unique<NestedLinear>();
-  GRINQH_ASSIGN_OR_RETURN(BitPlaneMatrix packed, PackBitPlanes(q, GrinqhTileRows(matrix.rows), options_.bits));
-  planes_.push_back(std::make_unique<BitPlaneMatrix>(std::move(packed)));
+  planes_.push_back(std::make_unique<BitPlaneMatrix>(std::move(store.planes)));
   nested->planes = planes_.back()->view();
-  // Ungraded rows (prefill) read the full stored depth as a dense matrix.
-  Replace(matrix, q.DequantizeLevel(options_.bits));
-  nested->channel_scale = ColumnNormsF16(storage_.back(), matrix.rows, matrix.cols);
+  nested->channel_scale = std::move(store.channel_scale);
+  const quant::QuantizedMatrix& q = store.codes;
   if (options_.grading == "gains") nested->level_gains = LevelGains(weights, q, options_.bits);
   if (options_.grading == "curve") nested->level_thresholds = LevelThresholds(weights, q, options_.bits);
+  // Ungraded rows (prefill) read the full stored depth as a dense matrix.
+  Replace(matrix, std::move(store.full_depth));
   matrix.nested = nested.get();
   nested_.push_back(std::move(nested));
   return absl::OkStatus();

@@ -5,6 +5,7 @@
 // computed with layers < l already quantized, as the reference implementations do.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,6 +33,18 @@ inline int GrinqhTileRows(int rows) { return rows >= kGrinqhTileRows ? kGrinqhTi
 // bits): GRINQH's grading statistic c_k (the importance of channel k is |x_k| · c_k).
 std::vector<uint16_t> ColumnNormsF16(std::span<const float> weights, int rows, int cols);
 
+// GRINQH's store of one [rows × cols] matrix: round-to-nearest 8-bit codes in groups of
+// `group_size`, packed into bit planes keeping the top `max_bits`; the weights read at that
+// full stored depth; and the grading statistic (ColumnNormsF16) of those weights.
+struct NestedStore {
+  quant::QuantizedMatrix codes;
+  BitPlaneMatrix planes;
+  std::vector<float> full_depth;
+  std::vector<uint16_t> channel_scale;
+};
+absl::StatusOr<NestedStore> QuantizeNested(std::span<const float> weights, int rows, int cols, int group_size,
+                                           int max_bits);
+
 // GradeRowByGains' table for a matrix: per input channel, how much the column's squared
 // error against `weights` drops with each level read, [cols × max_level].
 std::vector<float> LevelGains(std::span<const float> weights, const quant::QuantizedMatrix& q, int max_level);
@@ -43,6 +56,10 @@ std::vector<float> LevelThresholds(std::span<const float> weights, const quant::
 
 // Consecutive, non-overlapping windows of `length` tokens, at most `max_windows` of them.
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows);
+// The same over a text file, tokenized by the model's tokenizer without special tokens
+// (DESIGN.md §3). Empty when the text is shorter than one window.
+absl::StatusOr<std::vector<std::vector<int32_t>>> TextWindows(const Model& model, const std::filesystem::path& path,
+                                                              int length, int max_windows);
 
 struct BaselineOptions {
   std::string method = "rtn";  // rtn | gptq | awq | grinqh (nested 8-bit codes, graded at decode)

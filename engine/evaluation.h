@@ -42,10 +42,10 @@ struct BitsAccount {
 BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size);
 
 // What graded products read, from the bit-plane product's counters (planes, and scales and
-// zeros of every group read), plus per product the grading rule's per-channel metadata
-// (`metadata_bytes_per_channel`: 2 for the fp16 channel_scale) and per product the layer's
-// own metadata (`metadata_bytes_per_product`: its level thresholds, 4 bytes each, and when it
-// is scheduled its two budgets around the target, 8 bytes).
+// zeros of every group read), plus the grading metadata each product reads: per input
+// channel (`metadata_bytes_per_channel`: 2 for the fp16 channel_scale) and per layer
+// (`metadata_bytes_per_product`: a schedule's two budgets around the target, 8 bytes; level
+// thresholds, 4 bytes each, where an eval variant grades with them).
 BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel,
                            int metadata_bytes_per_product);
 

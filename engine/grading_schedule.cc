@@ -5,10 +5,8 @@
 #include "absl/strings/str_cat.h"
 
 namespace grinqh {
-namespace {
 
-// Indices of the lower convex hull of (grid[i], cost[i]), left to right.
-std::vector<size_t> LowerHull(std::span<const float> grid, const std::vector<double>& cost) {
+std::vector<size_t> LowerHull(std::span<const float> grid, std::span<const double> cost) {
   std::vector<size_t> hull;
   for (size_t i = 0; i < grid.size(); ++i) {
     while (hull.size() >= 2) {
@@ -23,6 +21,8 @@ std::vector<size_t> LowerHull(std::span<const float> grid, const std::vector<dou
   }
   return hull;
 }
+
+namespace {
 
 struct Segment {
   size_t layer;

@@ -18,6 +18,10 @@
 
 namespace grinqh {
 
+// Indices of the lower convex hull of the points (grid[i], cost[i]), left to right (grid
+// ascending; points on a hull segment are left out).
+std::vector<size_t> LowerHull(std::span<const float> grid, std::span<const double> cost);
+
 struct LayerCost {
   int64_t weights = 0;        // n_l
   std::vector<double> cost;   // C_l at each grid budget

@@ -2,6 +2,7 @@
 #include "engine/grinqh_model.h"
 
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "engine/cpu_backend.h"
@@ -143,6 +144,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   // Plain tensors are read in place; a quantized layer is presented to LoadWeights as its
   // full-depth weights (for prefill, and every step of a baseline), dequantized once here.
   Model& m = *model;
+  std::map<std::string, BitPlaneView> stores;  // by weight name: graded layers view them again below
   const auto lookup = [&](const std::string& name) -> absl::StatusOr<TensorView> {
     if (const GrinqhTensor* t = file.Find(name)) {
       const std::optional<DType> dtype = ToFloatDType(t->dtype);
@@ -151,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
     }
     const std::string prefix = GrinqhLayerPrefix(name);
     GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size, code_bits));
+    stores[name] = planes;
     GRINQH_ASSIGN_OR_RETURN(std::vector<float> dense, DequantizeLevel(planes, planes.shape.stored_planes));
     if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
       const int cols = planes.shape.cols;
@@ -175,10 +178,13 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
     if (!schedules.ok()) return context(schedules.status());
     for (size_t i = 0; i < linears.size(); ++i) {
       const LinearLayerRef& l = linears[i];
+      const auto store = stores.find(l.name);
+      if (store == stores.end()) {  // stored as a plain tensor: nothing to grade
+        return context(absl::NotFoundError(absl::StrCat("layer \"", l.name, "\" has no bit planes (",
+                                                        GrinqhLayerPrefix(l.name), ".planes)")));
+      }
       auto nested = std::make_unique<NestedLinear>();
-      auto planes = file.BitPlanes(GrinqhLayerPrefix(l.name), group_size, code_bits);
-      if (!planes.ok()) return context(planes.status());
-      nested->planes = *planes;
+      nested->planes = store->second;
       const std::string scale_name = GrinqhLayerPrefix(l.name) + ".channel_scale";
       auto scale = file.Get(scale_name);
       if (!scale.ok()) return context(scale.status());

@@ -59,9 +59,7 @@ absl::StatusOr<std::vector<std::vector<int32_t>>> CalibrationWindows(const Model
                                                                      const GrinqhQuantizeOptions& options) {
   if (options.calib.empty()) return std::vector<std::vector<int32_t>>();
   if (model.tokenizer() == nullptr) return absl::FailedPreconditionError("calibration needs the model's tokenizer");
-  GRINQH_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(options.calib));
-  const std::vector<int32_t> ids = model.tokenizer()->Encode(text, /*add_special_tokens=*/false);
-  auto windows = MakeWindows(ids, options.window_tokens, options.calib_windows);
+  GRINQH_ASSIGN_OR_RETURN(auto windows, TextWindows(model, options.calib, options.window_tokens, options.calib_windows));
   if (windows.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(options.calib.string(), " is shorter than one window of ",
                                                    options.window_tokens, " tokens"));
@@ -135,12 +133,12 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
   stores.nested.resize(linears.size());
   for (size_t i = 0; i < linears.size(); ++i) {
     const Matrix& m = *linears[i].matrix;
-    const std::vector<float> w = WidenToFloat(m);
-    const quant::QuantizedMatrix q = quant::QuantizeRtn(w, m.rows, m.cols, 8, options.group_size);
-    GRINQH_ASSIGN_OR_RETURN(stores.planes[i], PackBitPlanes(q, GrinqhTileRows(m.rows), options.max_bits));
+    GRINQH_ASSIGN_OR_RETURN(NestedStore store,
+                            QuantizeNested(WidenToFloat(m), m.rows, m.cols, options.group_size, options.max_bits));
+    stores.planes[i] = std::move(store.planes);
     NestedLinear& nested = stores.nested[i];
     nested.planes = stores.planes[i].view();
-    nested.channel_scale = ColumnNormsF16(q.DequantizeLevel(options.max_bits), m.rows, m.cols);
+    nested.channel_scale = std::move(store.channel_scale);
     const std::string prefix = GrinqhLayerPrefix(linears[i].name);
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes[i], GrinqhFileWriter::Storage::kReference));
     GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {m.cols},

@@ -10,7 +10,6 @@
 #include "absl/strings/str_split.h"
 #include "engine/calibration.h"
 #include "engine/evaluation.h"
-#include "engine/file_util.h"
 #include "engine/grinqh_file.h"
 #include "engine/grinqh_model.h"
 #include "engine/status_macros.h"
@@ -37,11 +36,6 @@ absl::StatusOr<std::vector<BaselineOptions>> ParseMethods(const std::string& tex
     out.push_back(o);
   }
   return out;
-}
-
-absl::StatusOr<std::vector<int32_t>> TokenizeFile(const Model& model, const std::string& path) {
-  GRINQH_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
-  return model.tokenizer()->Encode(text, /*add_special_tokens=*/false);
 }
 
 void Progress(const std::string& what, double fraction) {
@@ -139,13 +133,11 @@ absl::Status RunEval(const std::vector<std::string>& args) {
 
   GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(*flags.String("reference"), options));
   if (model->tokenizer() == nullptr) return absl::FailedPreconditionError("the reference model has no tokenizer");
-  GRINQH_ASSIGN_OR_RETURN(const std::vector<int32_t> text_ids, TokenizeFile(*model, *flags.String("text")));
-  const auto eval_windows = MakeWindows(text_ids, ctx, windows);
+  GRINQH_ASSIGN_OR_RETURN(const auto eval_windows, TextWindows(*model, *flags.String("text"), ctx, windows));
   if (eval_windows.empty()) return absl::InvalidArgumentError("the evaluation text is shorter than one window");
   std::vector<std::vector<int32_t>> calibration;
   if (auto calib = flags.String("calib")) {
-    GRINQH_ASSIGN_OR_RETURN(const std::vector<int32_t> calib_ids, TokenizeFile(*model, *calib));
-    calibration = MakeWindows(calib_ids, ctx, calib_windows);
+    GRINQH_ASSIGN_OR_RETURN(calibration, TextWindows(*model, *calib, ctx, calib_windows));
   }
 
   std::vector<float> grinqh_bits;
