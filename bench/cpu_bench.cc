@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "engine/cpu_ops.h"
-#include "engine/gptq.h"
+#include "engine/backends/cpu/cpu_ops.h"
+#include "engine/quant/gptq.h"
 
 namespace grinqh {
 namespace {

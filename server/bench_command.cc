@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/model.h"
-#include "engine/sampler.h"
-#include "engine/status_macros.h"
+#include "engine/model/model.h"
+#include "engine/serving/sampler.h"
+#include "engine/base/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "server/commands.h"
 #include "server/flags.h"

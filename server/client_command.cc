@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/status_macros.h"
+#include "engine/base/status_macros.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "server/commands.h"
 #include "server/flags.h"

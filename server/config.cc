@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/file_util.h"
-#include "engine/status_macros.h"
+#include "engine/base/file_util.h"
+#include "engine/base/status_macros.h"
 #include "server/config_values.h"
 
 namespace grinqh {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/status_macros.h"
+#include "engine/base/status_macros.h"
 #include "server/config.h"
 #include "server/config_values.h"
 

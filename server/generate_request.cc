@@ -6,9 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "engine/chat_template.h"
-#include "engine/status_macros.h"
-#include "engine/unicode.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/base/status_macros.h"
+#include "engine/base/unicode.h"
 
 namespace grinqh {
 namespace {

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "engine/generator.h"
-#include "engine/model.h"
+#include "engine/serving/generator.h"
+#include "engine/model/model.h"
 #include "grinqh/v1/inference.pb.h"
 #include "server/config.h"
 

@@ -7,8 +7,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
-#include "engine/chat_template.h"
-#include "engine/unicode.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/base/unicode.h"
 #include "server/generate_request.h"
 
 namespace grinqh {

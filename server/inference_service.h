@@ -9,8 +9,8 @@
 #include <functional>
 #include <string>
 
-#include "engine/model.h"
-#include "engine/scheduler.h"
+#include "engine/model/model.h"
+#include "engine/serving/scheduler.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "server/config.h"
 #include "server/serving_metrics.h"

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "absl/strings/str_format.h"
-#include "engine/grinqh_model.h"
-#include "engine/status_macros.h"
+#include "engine/calibration/grinqh_writer.h"
+#include "engine/base/status_macros.h"
 #include "server/commands.h"
 #include "server/flags.h"
 

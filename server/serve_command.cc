@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engine/model.h"
-#include "engine/scheduler.h"
-#include "engine/status_macros.h"
+#include "engine/model/model.h"
+#include "engine/serving/scheduler.h"
+#include "engine/base/status_macros.h"
 #include "server/commands.h"
 #include "server/config.h"
 #include "server/generate_request.h"

@@ -1,7 +1,7 @@
 #include <iostream>
 
-#include "engine/status_macros.h"
-#include "engine/tokenizer.h"
+#include "engine/base/status_macros.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "server/commands.h"
 #include "server/flags.h"

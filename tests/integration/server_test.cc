@@ -10,9 +10,9 @@
 #include <limits>
 #include <thread>
 
-#include "engine/generator.h"
-#include "engine/grinqh_model.h"
-#include "engine/model.h"
+#include "engine/serving/generator.h"
+#include "engine/calibration/grinqh_writer.h"
+#include "engine/model/model.h"
 #include "gmock/gmock.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "gtest/gtest.h"

@@ -1,0 +1,170 @@
+#include "engine/serving/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/status_macros.h"
+
+namespace grinqh {
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kEos: return "eos";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string StopStringFilter::Push(std::string_view text) {
+  if (stopped_) return {};
+  held_.append(text);
+  // The earliest stop string wins.
+  size_t first = std::string::npos;
+  for (const std::string& stop : stops_) first = std::min(first, held_.find(stop));
+  if (first != std::string::npos) {
+    stopped_ = true;
+    std::string released = held_.substr(0, first);
+    held_.clear();
+    return released;
+  }
+  // Keep the longest tail that is a proper prefix of some stop string.
+  size_t keep = 0;
+  for (const std::string& stop : stops_) {
+    for (size_t n = std::min(stop.size() - 1, held_.size()); n > keep; --n) {
+      if (held_.compare(held_.size() - n, n, stop, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  std::string released = held_.substr(0, held_.size() - keep);
+  held_.erase(0, held_.size() - keep);
+  return released;
+}
+
+std::string StopStringFilter::Flush() {
+  std::string released = stopped_ ? std::string() : std::move(held_);
+  held_.clear();
+  return released;
+}
+
+absl::Status ValidateRequest(const Model& model, const GenerationRequest& request) {
+  const ModelConfig& config = model.config();
+  if (request.prompt_ids.empty()) return absl::InvalidArgumentError("prompt is empty");
+  for (int32_t id : request.prompt_ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " is outside the vocabulary [0, ",
+                                                     config.vocab_size, ")"));
+    }
+  }
+  if (request.max_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
+  }
+  const int prompt_length = static_cast<int>(request.prompt_ids.size());
+  if (prompt_length >= config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt of ", prompt_length,
+                                                   " tokens leaves no room in the context length ",
+                                                   config.max_position_embeddings));
+  }
+  for (const std::string& stop : request.stop) {
+    if (stop.empty()) return absl::InvalidArgumentError("stop strings must not be empty");
+  }
+  if (!request.stop.empty() && model.tokenizer() == nullptr) {
+    return absl::InvalidArgumentError("stop strings need a tokenizer, and this model has none");
+  }
+  GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
+  if (request.decode_bits != 0.f) {
+    if (model.max_decode_bits() == 0) {
+      return absl::InvalidArgumentError("decode bits need a GRINQH model with graded decoding; this model (a bf16 checkpoint or a fixed-width rtn/gptq/awq file) decodes at full precision only");
+    }
+    if (!(request.decode_bits > 0.f && request.decode_bits <= static_cast<float>(model.max_decode_bits()))) {
+      return absl::InvalidArgumentError(absl::StrCat("decode bits ", request.decode_bits, " is outside this model's range (0, ",
+                                                     model.max_decode_bits(), "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int MaxNewTokens(const ModelConfig& config, const GenerationRequest& request) {
+  return std::min(request.max_tokens, config.max_position_embeddings - static_cast<int>(request.prompt_ids.size()));
+}
+
+TokenStream::TokenStream(const Model& model, const GenerationRequest& request)
+    : config_(model.config()),
+      request_(request),
+      max_tokens_(MaxNewTokens(config_, request)),
+      sampler_(request.sampling),
+      stop_filter_(request.stop) {
+  if (model.tokenizer() != nullptr) decoder_.emplace(*model.tokenizer());
+}
+
+TokenStream::Step TokenStream::Next(std::span<const float> logits) {
+  Step step;
+  const int32_t token = sampler_.Sample(logits);
+  const auto& eos = config_.eos_token_ids;
+  const auto& stops = request_.stop_token_ids;
+  if ((request_.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
+      std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    step.finish_reason = FinishReason::kEos;
+  } else {
+    step.token = token;
+    tokens_.push_back(token);
+    if (decoder_) step.text = stop_filter_.Push(decoder_->Push(token));
+    if (stop_filter_.stopped()) {
+      step.finish_reason = FinishReason::kStop;
+    } else if (static_cast<int>(tokens_.size()) < max_tokens_) {
+      return step;  // goes on
+    }
+  }
+  step.finished = true;
+  step.tail = ReleaseHeld();
+  return step;
+}
+
+std::string TokenStream::ReleaseHeld() {
+  if (!decoder_ || stop_filter_.stopped()) return {};
+  std::string tail = stop_filter_.Push(decoder_->Flush());
+  return tail + stop_filter_.Flush();
+}
+
+absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest& request,
+                                          const TokenCallback& on_token) {
+  using Clock = std::chrono::steady_clock;
+  GRINQH_RETURN_IF_ERROR(ValidateRequest(model, request));
+  Backend& backend = model.backend();
+  std::unique_ptr<KvCache> cache = backend.NewCache();
+  TokenStream stream(model, request);
+
+  GenerationResult result;
+  std::vector<float> logits;
+  const auto start = Clock::now();
+  ForwardItem item{cache.get(), request.prompt_ids, false};
+  GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
+  const auto prefill_done = Clock::now();
+
+  const auto emit = [&](int32_t token, const std::string& text) {
+    result.text += text;
+    if (on_token) on_token(token, text);
+  };
+  for (;;) {
+    const TokenStream::Step step = stream.Next(logits);
+    if (step.token) emit(*step.token, step.text);
+    if (step.finished) {
+      // Text still held back (a split character, a partial stop string) ends the stream.
+      if (!step.tail.empty()) emit(-1, step.tail);
+      result.finish_reason = step.finish_reason;
+      break;
+    }
+    item = ForwardItem{cache.get(), std::span<const int32_t>(&stream.tokens().back(), 1), false, request.decode_bits};
+    GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
+  }
+  result.tokens = stream.tokens();
+  result.prefill_seconds = std::chrono::duration<double>(prefill_done - start).count();
+  result.decode_seconds = std::chrono::duration<double>(Clock::now() - prefill_done).count();
+  return result;
+}
+
+}  // namespace grinqh
