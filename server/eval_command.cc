@@ -59,16 +59,8 @@ struct Candidate {
   bool graded = false;
   int metadata_bytes_per_channel = 0;
   int metadata_bytes_per_product = 0;
-  cpu::BitPlaneReads reads;
+  ForwardStats reads;
 };
-
-void Add(cpu::BitPlaneReads& total, const cpu::BitPlaneReads& r) {
-  total.plane_bytes += r.plane_bytes;
-  total.bytes += r.bytes;
-  total.weights += r.weights;
-  total.channels += r.channels;
-  total.products += r.products;
-}
 
 // What a file stores for its quantized layers: the bytes of their tensors (planes, scales,
 // zeros, channel_scale, input_scale) and of the schedules, over the reference's weights.
@@ -79,7 +71,7 @@ absl::StatusOr<double> FileFootprintBits(const std::string& path, const GrinqhFi
   const auto linears = LinearLayers(weights, reference.config());
   BitsAccount a;
   for (const LinearLayerRef& l : linears) {
-    a.weights += double(l.matrix->rows) * l.matrix->cols;
+    a.weights += double(l.weights->rows()) * l.weights->cols();
     for (const char* suffix : {".planes", ".scales", ".zeros", ".channel_scale", ".input_scale"}) {
       if (const GrinqhTensor* t = file->Find(GrinqhLayerPrefix(l.name) + suffix)) a.bytes += double(t->nbytes);
     }
@@ -116,7 +108,7 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   GRINQH_ASSIGN_OR_RETURN(
       const Flags flags,
       Flags::Parse(args, {"model", "reference", "text", "calib", "methods", "bits", "ctx", "windows", "calib-windows",
-                          "group-size", "json", "csv", "threads"},
+                          "group-size", "json", "csv", "threads", "backend"},
                    {}));
   for (const char* required : {"reference", "text"}) {
     if (!flags.Has(required)) return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
@@ -128,6 +120,7 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("calib-windows", 1, 1 << 20, calib_windows));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("group-size", 1, 1 << 20, group_size));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, options.num_threads));
+  if (auto backend = flags.String("backend")) options.name = *backend;
   GRINQH_ASSIGN_OR_RETURN(const std::vector<BaselineOptions> methods,
                           ParseMethods(flags.String("methods").value_or(""), group_size));
 
@@ -211,7 +204,7 @@ absl::Status RunEval(const std::vector<std::string>& args) {
       add_fixed(v->backend(), {m.method, "", double(m.bits), bits, bits, {}});
       continue;
     }
-    const double footprint = NestedFootprintBits(v->weights(), model->config()).bits();
+    const double footprint = NestedFootprintBits(v->weights(), model->config(), v->grading_table_bytes()).bits();
     const int per_channel = m.grading == "gains" ? m.bits * int(sizeof(float)) : int(sizeof(uint16_t));
     const int per_product = m.grading == "curve" ? m.bits * int(sizeof(float)) : 0;
     for (float b : grinqh_bits) {
@@ -221,19 +214,18 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   }
   const int vocab = model->config().vocab_size;
   std::vector<float> reference, candidate;
+  std::vector<ForwardStats> read;
   for (size_t w = 0; w < eval_windows.size(); ++w) {
     auto cache = model->backend().NewCache();
-    const ForwardItem item{cache.get(), eval_windows[w], true};
+    const ForwardItem item{cache.get(), eval_windows[w], Logits::kAll};
     GRINQH_RETURN_IF_ERROR(model->backend().Forward({&item, 1}, reference));
     ScoreWindow(reference, reference, eval_windows[w], vocab, rows[0].stats);
     for (Candidate& c : candidates) {
       auto candidate_cache = c.backend->NewCache();
       // Decode emulated everywhere: every position is graded from its own activations.
-      const ForwardItem candidate_item{candidate_cache.get(), eval_windows[w], true, c.target_bits};
-      if (c.graded) cpu::StartCountingBitPlaneReads();
-      const absl::Status status = c.backend->Forward({&candidate_item, 1}, candidate);
-      if (c.graded) Add(c.reads, cpu::StopCountingBitPlaneReads());
-      GRINQH_RETURN_IF_ERROR(status);
+      const ForwardItem candidate_item{candidate_cache.get(), eval_windows[w], Logits::kAll, c.target_bits};
+      GRINQH_RETURN_IF_ERROR(c.backend->Forward({&candidate_item, 1}, candidate, &read));
+      c.reads += read[0];
       ScoreWindow(reference, candidate, eval_windows[w], vocab, rows[c.row].stats);
     }
     Progress(absl::StrCat("evaluating ", eval_windows.size(), " windows of ", ctx), double(w + 1) / double(eval_windows.size()));

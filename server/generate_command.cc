@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/serving/generator.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/base/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "server/commands.h"
@@ -30,7 +30,7 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
 absl::Status RunGenerate(const std::vector<std::string>& args) {
   GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args,
                              {"model", "prompt", "prompt-ids", "max-tokens", "temperature", "top-k", "top-p",
-                              "seed", "stop", "threads", "bits"},
+                              "seed", "stop", "threads", "backend", "bits"},
                              {"json", "no-bos"}));
   if (!flags.Has("model")) return absl::InvalidArgumentError("--model is required");
   if (flags.Has("prompt") == flags.Has("prompt-ids")) {
@@ -43,6 +43,7 @@ absl::Status RunGenerate(const std::vector<std::string>& args) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("top-k", 0, 1 << 30, request.sampling.top_k));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("seed", 0, LLONG_MAX, request.sampling.seed));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, options.num_threads));
+  if (auto backend = flags.String("backend")) options.name = *backend;
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("temperature", request.sampling.temperature));
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("top-p", request.sampling.top_p));
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("bits", request.decode_bits));

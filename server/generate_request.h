@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/serving/generator.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "grinqh/v1/inference.pb.h"
 #include "server/config.h"
 

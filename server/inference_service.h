@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/serving/scheduler.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "server/config.h"

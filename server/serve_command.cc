@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/serving/scheduler.h"
 #include "engine/base/status_macros.h"
 #include "server/commands.h"
@@ -104,9 +104,7 @@ absl::Status RunServe(const std::vector<std::string>& args) {
     return absl::OkStatus();
   }
   const Logger log{config.log_level};
-  if (config.backend == BackendKind::kCuda) {
-    return absl::FailedPreconditionError("backend: the CUDA backend is not available in this build yet; use cpu or auto");
-  }
+  GRINQH_RETURN_IF_ERROR(CheckBackend(std::string(BackendName(config.backend))));  // before a long load
 
   // Signals are taken by sigwait below; block them before any thread starts so none of
   // the threads gets them.
@@ -117,7 +115,9 @@ absl::Status RunServe(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ModelOptions model_options;
+  model_options.name = std::string(BackendName(config.backend));  // the registry chooses and says why not
   model_options.num_threads = config.model.threads;
+  model_options.kv_cache_tokens = config.kv_cache.budget_tokens;
   GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, model_options));
   const std::string model_name = std::filesystem::path(config.model.path).stem().string();
   Scheduler scheduler(*model, ToSchedulerOptions(config));
@@ -137,7 +137,7 @@ absl::Status RunServe(const std::vector<std::string>& args) {
   }
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
-                           {model_name, "cpu"});
+                           {model_name, std::string(model->backend().name())});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -158,7 +158,8 @@ absl::Status RunServe(const std::vector<std::string>& args) {
   log.Info(absl::StrCat("serving ", model_name, " (", std::string(ArchitectureName(model->config().arch)), ", ",
                         model->max_decode_bits() > 0 ? absl::StrCat("GRINQH ", model->max_decode_bits(), "-bit store")
                                                      : std::string("bf16, full precision only"),
-                        ", cpu backend) on ", config.server.host, ":", port,
+                        ", ", std::string(model->backend().name()), " backend, KV pool of ",
+                        model->backend().kv_capacity_tokens(), " tokens) on ", config.server.host, ":", port,
                         metrics_server ? absl::StrCat(", metrics on ", config.metrics.host, ":", metrics_server->port(), "/metrics")
                                        : std::string()));
 

@@ -9,6 +9,7 @@
 #include "engine/quant/awq.h"
 #include "engine/base/file_util.h"
 #include "engine/quant/gptq.h"
+#include "engine/quant/grading.h"
 #include "engine/quant/grading_schedule.h"
 #include "engine/base/half.h"
 #include "engine/quant/quant.h"
@@ -24,7 +25,7 @@ absl::Status RunCalibration(Backend& backend, std::span<const std::vector<int32_
   std::vector<float> logits;
   for (size_t i = 0; i < windows.size(); ++i) {
     auto cache = backend.NewCache();
-    const ForwardItem item{cache.get(), windows[i], all_logits};
+    const ForwardItem item{cache.get(), windows[i], all_logits ? Logits::kAll : Logits::kLast};
     GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
     if (progress) progress(stage, double(i + 1) / double(windows.size()));
   }
@@ -146,10 +147,33 @@ std::string BaselineOptions::Name() const {
 }
 
 // The views stay valid as storage_ grows: moving a vector keeps its heap buffer.
-void QuantizedVariant::Replace(Matrix& matrix, std::vector<float> values) {
+void QuantizedVariant::Replace(LinearWeights& layer, std::vector<float> values) {
+  const int rows = layer.rows(), cols = layer.cols();
   storage_.push_back(std::move(values));
-  matrix = Matrix{DType::kF32, reinterpret_cast<const std::byte*>(storage_.back().data()), matrix.rows, matrix.cols,
-                  matrix.nested};
+  layer.stored = FloatMatrix(storage_.back(), rows, cols);
+  backend_.reset();  // it prepared the layer as it was
+}
+
+absl::Status QuantizedVariant::MakeBackend() {
+  if (backend_) return absl::OkStatus();
+  GRINQH_ASSIGN_OR_RETURN(backend_, CpuBackend::Create(config_, weights_, num_threads_));
+  if (options_.grading == "statistic") return absl::OkStatus();
+  // Research grading rules read tables of their own, kept here rather than in the weights.
+  backend_->SetRowGrader([this](const PlaneWeights& w, std::span<const float> x, float target, std::span<uint8_t> levels) {
+    const std::vector<float>& table = grading_tables_.at(w.planes.planes);
+    if (options_.grading == "gains") {
+      GradeRowByGains(x, table, target, w.max_level(), levels);
+    } else {
+      GradeRow(x, w.channel_scale, target, w.max_level(), levels, table);
+    }
+  });
+  return absl::OkStatus();
+}
+
+size_t QuantizedVariant::grading_table_bytes() const {
+  size_t bytes = 0;
+  for (const auto& [planes, table] : grading_tables_) bytes += table.size() * sizeof(float);
+  return bytes;
 }
 
 absl::StatusOr<NestedStore> QuantizeNested(std::span<const float> weights, int rows, int cols, int group_size,
@@ -162,21 +186,20 @@ absl::StatusOr<NestedStore> QuantizeNested(std::span<const float> weights, int r
   return store;
 }
 
-absl::Status QuantizedVariant::MakeNested(Matrix& matrix) {
-  const std::vector<float> weights = WidenToFloat(matrix);
+absl::Status QuantizedVariant::MakeNested(LinearWeights& layer) {
+  const std::vector<float> weights = layer.ToFloat();
   GRINQH_ASSIGN_OR_RETURN(NestedStore store,
-                          QuantizeNested(weights, matrix.rows, matrix.cols, options_.group_size, options_.bits));
-  auto nested = std::make_unique<NestedLinear>();
+                          QuantizeNested(weights, layer.rows(), layer.cols(), options_.group_size, options_.bits));
   planes_.push_back(std::make_unique<BitPlaneMatrix>(std::move(store.planes)));
-  nested->planes = planes_.back()->view();
-  nested->channel_scale = std::move(store.channel_scale);
+  channel_scales_.push_back(std::move(store.channel_scale));
+  PlaneWeights nested;
+  nested.planes = planes_.back()->view();
+  nested.channel_scale = channel_scales_.back();
   const quant::QuantizedMatrix& q = store.codes;
-  if (options_.grading == "gains") nested->level_gains = LevelGains(weights, q, options_.bits);
-  if (options_.grading == "curve") nested->level_thresholds = LevelThresholds(weights, q, options_.bits);
-  // Ungraded rows (prefill) read the full stored depth as a dense matrix.
-  Replace(matrix, std::move(store.full_depth));
-  matrix.nested = nested.get();
-  nested_.push_back(std::move(nested));
+  if (options_.grading == "gains") grading_tables_[nested.planes.planes] = LevelGains(weights, q, options_.bits);
+  if (options_.grading == "curve") grading_tables_[nested.planes.planes] = LevelThresholds(weights, q, options_.bits);
+  layer.stored = nested;  // the CPU backend widens it to fp32 for ungraded rows
+  backend_.reset();
   return absl::OkStatus();
 }
 
@@ -203,10 +226,11 @@ absl::StatusOr<std::unique_ptr<QuantizedVariant>> QuantizedVariant::Create(
   v->sink_ = sink;
   v->config_ = base.config();
   v->weights_ = base.weights();
-  GRINQH_ASSIGN_OR_RETURN(v->backend_, CpuBackend::Create(v->config_, v->weights_, base.options().num_threads));
+  v->num_threads_ = base.options().num_threads;
   for (int layer = 0; layer <= v->config_.num_layers; ++layer) {
     GRINQH_RETURN_IF_ERROR(v->QuantizeLayers(layer, calibration, progress));
   }
+  GRINQH_RETURN_IF_ERROR(v->MakeBackend());
   return v;
 }
 
@@ -221,16 +245,16 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
   const std::string stage = layer < config_.num_layers ? absl::StrCat("layer ", layer) : std::string("lm_head");
 
   if (options_.method == "grinqh") {
-    for (const LinearLayerRef& t : targets) GRINQH_RETURN_IF_ERROR(MakeNested(*t.matrix));
+    for (const LinearLayerRef& t : targets) GRINQH_RETURN_IF_ERROR(MakeNested(*t.weights));
     if (progress) progress(stage, 1.0);
     return absl::OkStatus();
   }
   if (options_.method == "rtn") {
     for (const LinearLayerRef& t : targets) {
       const quant::QuantizedMatrix q =
-          quant::QuantizeRtn(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, options_.bits, options_.group_size);
+          quant::QuantizeRtn(t.weights->ToFloat(), t.weights->rows(), t.weights->cols(), options_.bits, options_.group_size);
       if (sink_) GRINQH_RETURN_IF_ERROR(sink_(t, q, {}));
-      Replace(*t.matrix, q.Dequantize());
+      Replace(*t.weights, q.Dequantize());
     }
     if (progress) progress(stage, 1.0);
     return absl::OkStatus();
@@ -241,6 +265,7 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
   std::map<LinearSite, HessianAccumulator> hessians;
   std::map<LinearSite, std::vector<float>> samples;
   std::map<LinearSite, int> sample_cols;
+  GRINQH_RETURN_IF_ERROR(MakeBackend());
   backend_->SetLinearInputObserver([&](int l, LinearSite site, const float* x, int rows, int cols) {
     if (l != layer) return;
     if (options_.method == "gptq") {
@@ -267,9 +292,9 @@ absl::Status QuantizedVariant::QuantizeLayers(int layer, std::span<const std::ve
     gptq.group_size = options_.group_size;
     for (const LinearLayerRef& t : targets) {
       const std::vector<double>& h = hessians.at(t.site).hessian();
-      const quant::QuantizedMatrix q = QuantizeGptq(WidenToFloat(*t.matrix), t.matrix->rows, t.matrix->cols, h, gptq);
+      const quant::QuantizedMatrix q = QuantizeGptq(t.weights->ToFloat(), t.weights->rows(), t.weights->cols(), h, gptq);
       if (sink_) GRINQH_RETURN_IF_ERROR(sink_(t, q, {}));
-      Replace(*t.matrix, q.Dequantize());
+      Replace(*t.weights, q.Dequantize());
     }
   } else {
     GRINQH_RETURN_IF_ERROR(QuantizeAwqSites(targets, samples, sample_cols));
@@ -292,13 +317,13 @@ absl::Status QuantizedVariant::QuantizeAwqSites(const std::vector<LinearLayerRef
     for (const LinearLayerRef& t : targets) {
       if (t.site != site) continue;
       group.push_back(&t);
-      weights.push_back(WidenToFloat(*t.matrix));
+      weights.push_back(t.weights->ToFloat());
     }
     for (size_t i = 0; i < group.size(); ++i) {
       // q and k meet in q·kᵀ, where a per-layer output error misjudges clipping.
       const bool qk = group[i]->name.find("q_proj") != std::string::npos ||
                       group[i]->name.find("k_proj") != std::string::npos;
-      layers.push_back({weights[i].data(), group[i]->matrix->rows, !qk});
+      layers.push_back({weights[i].data(), group[i]->weights->rows(), !qk});
     }
     const int cols = sample_cols.at(site);
     const int n = static_cast<int>(inputs.size() / static_cast<size_t>(cols));
@@ -306,7 +331,7 @@ absl::Status QuantizedVariant::QuantizeAwqSites(const std::vector<LinearLayerRef
     if (result.layers.size() != group.size()) return absl::InternalError("AWQ quantized nothing (malformed inputs)");
     for (size_t i = 0; i < group.size(); ++i) {
       if (sink_) GRINQH_RETURN_IF_ERROR(sink_(*group[i], result.layers[i], result.input_scales));
-      Replace(*group[i]->matrix, AwqEffectiveWeights(result.layers[i], result.input_scales));
+      Replace(*group[i]->weights, AwqEffectiveWeights(result.layers[i], result.input_scales));
     }
   }
   return absl::OkStatus();

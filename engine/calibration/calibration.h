@@ -17,7 +17,7 @@
 #include "engine/backends/backend.h"
 #include "engine/quant/bit_planes.h"
 #include "engine/backends/cpu/cpu_backend.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/quant/quant.h"
 
 namespace grinqh {
@@ -96,12 +96,17 @@ class QuantizedVariant {
   const BaselineOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
   const ModelWeights& weights() const { return weights_; }
+  // GRINQH with a research grading rule (gains, curve): the bytes of its per-layer tables.
+  size_t grading_table_bytes() const;
 
  private:
   QuantizedVariant() = default;
-  void Replace(Matrix& matrix, std::vector<float> values);
+  void Replace(LinearWeights& layer, std::vector<float> values);
   // GRINQH: nested 8-bit codes in bit planes, plus the grading statistic.
-  absl::Status MakeNested(Matrix& matrix);
+  absl::Status MakeNested(LinearWeights& layer);
+  // The CPU backend over the weights as quantized so far (made again after a change: it
+  // prepares its weights once).
+  absl::Status MakeBackend();
   absl::Status QuantizeLayers(int layer, std::span<const std::vector<int32_t>> calibration,
                               const ProgressFn& progress);
   // AWQ for the layers of one decoder layer, from subsampled inputs per site.
@@ -113,9 +118,12 @@ class QuantizedVariant {
   QuantizedLayerSink sink_;
   ModelConfig config_;
   ModelWeights weights_;
+  int num_threads_ = 0;
   std::vector<std::vector<float>> storage_;  // the fp32 weights that replaced the views
-  std::vector<std::unique_ptr<NestedLinear>> nested_;
-  std::vector<std::unique_ptr<BitPlaneMatrix>> planes_;
+  std::vector<std::unique_ptr<BitPlaneMatrix>> planes_;  // GRINQH: the nested stores
+  std::vector<std::vector<uint16_t>> channel_scales_;    // and their grading statistics
+  // Research grading rules' tables (LevelGains, LevelThresholds), by the layer's planes.
+  std::map<const uint8_t*, std::vector<float>> grading_tables_;
   std::unique_ptr<CpuBackend> backend_;
 };
 

@@ -34,7 +34,7 @@ std::map<std::pair<int, LinearSite>, std::vector<size_t>> LayersBySite(const std
 // Pass 1: E_l(b) on rows sampled from every window, graded and multiplied as decode does.
 class ErrorCurves {
  public:
-  ErrorCurves(const std::vector<LinearLayerRef>& linears, std::span<const NestedLinear* const> nested,
+  ErrorCurves(const std::vector<LinearLayerRef>& linears, std::span<const PlaneWeights* const> nested,
               const std::vector<float>& grid, int stride, ThreadPool& pool)
       : linears_(linears), nested_(nested), grid_(grid), stride_(stride), pool_(pool),
         by_site_(LayersBySite(linears)), sums_(linears.size(), std::vector<double>(grid.size(), 0.0)),
@@ -63,8 +63,8 @@ class ErrorCurves {
 
  private:
   void Measure(size_t i, int n, int cols) {
-    const Matrix& w = *linears_[i].matrix;
-    const NestedLinear& nested = *nested_[i];
+    const Matrix& w = *linears_[i].weights->dense();
+    const PlaneWeights& nested = *nested_[i];
     const int out = w.rows;
     reference_.resize(Index(n, out));
     cpu::MatMul(pool_, sampled_.data(), n, w, reference_.data());
@@ -78,8 +78,7 @@ class ErrorCurves {
       for (int64_t task = begin; task < end; ++task) {
         const int row = static_cast<int>(task / levels), level = static_cast<int>(task % levels);
         const std::span<const float> x(sampled_.data() + Index(row, cols), static_cast<size_t>(cols));
-        GradeRow(x, nested.channel_scale, grid_[static_cast<size_t>(level)], nested.max_level(), graded,
-                 nested.level_thresholds);
+        GradeRow(x, nested.channel_scale, grid_[static_cast<size_t>(level)], nested.max_level(), graded);
         cpu::BitPlaneMatVec(nested.planes, x.data(), graded.data(), y.data());
         errors_[static_cast<size_t>(task)] = SquaredDistance(y.data(), reference_.data() + Index(row, out), out);
       }
@@ -91,7 +90,7 @@ class ErrorCurves {
   }
 
   const std::vector<LinearLayerRef>& linears_;
-  std::span<const NestedLinear* const> nested_;
+  std::span<const PlaneWeights* const> nested_;
   const std::vector<float>& grid_;
   const int stride_;
   ThreadPool& pool_;
@@ -116,13 +115,13 @@ std::vector<float> Grid(float from, float to, float step) {
 // Pass 2: per layer, KL(reference ‖ model with only that layer's weights replaced by the
 // probe) and the probe's output error ‖(W − W_probe) x‖² on the same rows.
 absl::Status MeasureSensitivity(CpuBackend& backend, const std::vector<LinearLayerRef>& linears,
-                                std::span<const NestedLinear* const> nested,
+                                std::span<const PlaneWeights* const> nested,
                                 std::span<const std::vector<int32_t>> windows, int probe_bits, ThreadPool& pool,
                                 std::vector<LayerFit>& fits, const ProgressFn& progress) {
   const ModelConfig& config = backend.config();
   const auto forward = [&](std::span<const int32_t> tokens, std::vector<float>& logits) {
     auto cache = backend.NewCache();
-    const ForwardItem item{cache.get(), tokens, true};
+    const ForwardItem item{cache.get(), tokens, Logits::kAll};
     return backend.Forward({&item, 1}, logits);
   };
   std::vector<float> reference, logits, delta, delta_y;
@@ -132,13 +131,13 @@ absl::Status MeasureSensitivity(CpuBackend& backend, const std::vector<LinearLay
     backend.SetLinearInputObserver(nullptr);
     GRINQH_RETURN_IF_ERROR(forward(windows[w], reference));
     for (size_t i = 0; i < linears.size(); ++i) {
-      Matrix& m = *linears[i].matrix;
+      Matrix& m = std::get<Matrix>(linears[i].weights->stored);  // the reference is dense
       const Matrix original = m;
       delta = WidenToFloat(original);  // the exact weights, until the probe is subtracted
       const std::vector<float> probe =
           quant::QuantizeRtn(delta, m.rows, m.cols, probe_bits, nested[i]->planes.shape.group_size).Dequantize();
       for (size_t j = 0; j < delta.size(); ++j) delta[j] -= probe[j];
-      const Matrix delta_matrix{DType::kF32, reinterpret_cast<const std::byte*>(delta.data()), m.rows, m.cols, nullptr};
+      const Matrix delta_matrix = FloatMatrix(delta, m.rows, m.cols);
       // Layers before this one are exact, so its input here is the reference model's.
       backend.SetLinearInputObserver([&](int layer, LinearSite site, const float* x, int rows, int) {
         if (layer != linears[i].layer || site != linears[i].site) return;
@@ -147,7 +146,7 @@ absl::Status MeasureSensitivity(CpuBackend& backend, const std::vector<LinearLay
         for (float v : delta_y) fits[i].probe_error += double(v) * v;
         rows_seen[i] += rows;
       });
-      m = Matrix{DType::kF32, reinterpret_cast<const std::byte*>(probe.data()), m.rows, m.cols, nullptr};
+      m = FloatMatrix(probe, m.rows, m.cols);
       const absl::Status status = forward(windows[w], logits);
       m = original;
       GRINQH_RETURN_IF_ERROR(status);
@@ -170,7 +169,7 @@ absl::Status MeasureSensitivity(CpuBackend& backend, const std::vector<LinearLay
 
 }  // namespace
 
-absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const NestedLinear* const> nested,
+absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const PlaneWeights* const> nested,
                                          std::span<const std::vector<int32_t>> windows,
                                          const ScheduleFitOptions& options, const ProgressFn& progress) {
   const auto start = std::chrono::steady_clock::now();
@@ -182,11 +181,17 @@ absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const
                                                    linears.size(), " linear layers"));
   }
   if (windows.empty()) return absl::InvalidArgumentError("schedules need calibration text (no full window in it)");
+  for (const LinearLayerRef& l : linears) {
+    if (l.weights->dense() == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("FitSchedules: the reference's layer \"", l.name,
+                                                     "\" is quantized; fit schedules on the unquantized model"));
+    }
+  }
   if (!(options.budget_step > 0) || !(options.target_step > 0) || options.sample_stride < 1) {
     return absl::InvalidArgumentError("FitSchedules: steps and stride must be positive");
   }
   int max_level = 8;
-  for (const NestedLinear* n : nested) max_level = std::min(max_level, n->max_level());
+  for (const PlaneWeights* n : nested) max_level = std::min(max_level, n->max_level());
   ScheduleFit fit;
   fit.grid = Grid(options.budget_step, static_cast<float>(max_level), options.budget_step);
   fit.model_targets = Grid(options.min_target, static_cast<float>(max_level), options.target_step);
@@ -206,14 +211,14 @@ absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const
   for (size_t w = 0; w < windows.size(); ++w) {
     curves.SetWindow(static_cast<int>(w));
     auto cache = backend->NewCache();
-    const ForwardItem item{cache.get(), windows[w], true};
+    const ForwardItem item{cache.get(), windows[w], Logits::kAll};
     GRINQH_RETURN_IF_ERROR(backend->Forward({&item, 1}, logits));
     if (progress) progress("schedules: error curves", double(w + 1) / double(windows.size()));
   }
   fit.layers.resize(linears.size());
   for (size_t i = 0; i < linears.size(); ++i) {
     fit.layers[i].name = linears[i].name;
-    fit.layers[i].weights = int64_t{linears[i].matrix->rows} * linears[i].matrix->cols;
+    fit.layers[i].weights = int64_t{linears[i].weights->rows()} * linears[i].weights->cols();
     fit.layers[i].error = curves.Curve(i);
   }
   fit.rows_sampled = curves.rows(0);

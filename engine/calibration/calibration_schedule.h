@@ -20,7 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/calibration/calibration.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/model/weights.h"
 
 namespace grinqh {
@@ -58,7 +58,7 @@ struct ScheduleFit {
 
 // `nested[i]` is the nested store of LinearLayers(...)[i] of `reference` (the model it was
 // quantized from, run unquantized here).
-absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const NestedLinear* const> nested,
+absl::StatusOr<ScheduleFit> FitSchedules(const Model& reference, std::span<const PlaneWeights* const> nested,
                                          std::span<const std::vector<int32_t>> windows,
                                          const ScheduleFitOptions& options, const ProgressFn& progress = {});
 

@@ -47,7 +47,7 @@ void ScoreWindow(std::span<const float> reference, std::span<const float> candid
 BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size) {
   BitsAccount a;
   for (const LinearLayerRef& l : LinearLayers(weights, config)) {
-    const double rows = l.matrix->rows, cols = l.matrix->cols;
+    const double rows = l.weights->rows(), cols = l.weights->cols();
     const double groups = std::ceil(cols / group_size);
     a.weights += rows * cols;
     a.bytes += rows * cols * bits / 8 + rows * groups * kGroupParamBytes;
@@ -55,24 +55,24 @@ BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int 
   return a;
 }
 
-BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel,
+BitsAccount GradedReadBits(const ForwardStats& reads, int metadata_bytes_per_channel,
                            int metadata_bytes_per_product) {
-  return {double(reads.bytes) + double(reads.channels) * metadata_bytes_per_channel +
-              double(reads.products) * metadata_bytes_per_product,
+  return {double(reads.weight_bytes) + double(reads.graded_channels) * metadata_bytes_per_channel +
+              double(reads.graded_products) * metadata_bytes_per_product,
           double(reads.weights)};
 }
 
-BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config) {
+BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config, size_t extra_bytes) {
   BitsAccount a;
+  a.bytes = double(extra_bytes);
   for (const LinearLayerRef& l : LinearLayers(weights, config)) {
-    a.weights += double(l.matrix->rows) * l.matrix->cols;
-    const NestedLinear* n = l.matrix->nested;
-    if (n == nullptr) continue;
-    const BitPlaneShape& shape = n->planes.shape;
+    a.weights += double(l.weights->rows()) * l.weights->cols();
+    const PlaneWeights* p = l.weights->planes();
+    if (p == nullptr || !p->graded()) continue;
+    const BitPlaneShape& shape = p->planes.shape;
     a.bytes += double(shape.planes_size()) + double(shape.params_size()) * kGroupParamBytes +
-               double(n->channel_scale.size()) * sizeof(uint16_t) +
-               double(n->level_gains.size() + n->level_thresholds.size() + n->schedule.model_targets.size() +
-                      n->schedule.budgets.size()) * sizeof(float);
+               double(p->channel_scale.size()) * sizeof(uint16_t) +
+               double(p->schedule.model_targets.size() + p->schedule.budgets.size()) * sizeof(float);
   }
   return a;
 }

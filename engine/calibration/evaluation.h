@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <span>
 
-#include "engine/backends/cpu/bit_plane_matvec.h"
+#include "engine/backends/backend.h"
 #include "engine/model/model_config.h"
 #include "engine/model/weights.h"
 
@@ -41,16 +41,17 @@ struct BitsAccount {
 // (row, group), as its .grinqh store holds them.
 BitsAccount FixedWidthBits(ModelWeights weights, const ModelConfig& config, int bits, int group_size);
 
-// What graded products read, from the bit-plane product's counters (planes, and scales and
-// zeros of every group read), plus the grading metadata each product reads: per input
+// What graded products read, from a Forward's stats (planes, and scales and zeros of every
+// group read), plus the grading metadata each product reads: per input
 // channel (`metadata_bytes_per_channel`: 2 for the fp16 channel_scale) and per layer
 // (`metadata_bytes_per_product`: a schedule's two budgets around the target, 8 bytes; level
 // thresholds, 4 bytes each, where an eval variant grades with them).
-BitsAccount GradedReadBits(const cpu::BitPlaneReads& reads, int metadata_bytes_per_channel,
+BitsAccount GradedReadBits(const ForwardStats& reads, int metadata_bytes_per_channel,
                            int metadata_bytes_per_product);
 
 // What the nested layers of a model store: planes (tile padding included), scales, zeros,
-// the grading metadata and the schedules.
-BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config);
+// the grading metadata and the schedules, plus `extra_bytes` (a research grading rule's
+// tables, QuantizedVariant::grading_table_bytes).
+BitsAccount NestedFootprintBits(ModelWeights weights, const ModelConfig& config, size_t extra_bytes = 0);
 
 }  // namespace grinqh

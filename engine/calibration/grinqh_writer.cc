@@ -8,7 +8,7 @@
 #include "engine/model/grinqh_file.h"
 #include "engine/quant/gptq.h"
 #include "engine/calibration/grinqh_writer.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/quant/quant.h"
 #include "engine/base/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -119,7 +119,8 @@ json CalibrationJson(const ScheduleFit& fit, const GrinqhQuantizeOptions& option
 // What the writer references until the file is written.
 struct Stores {
   std::vector<BitPlaneMatrix> planes;
-  std::vector<NestedLinear> nested;  // grinqh: the views and statistics the schedule fit reads
+  std::vector<std::vector<uint16_t>> channel_scales;  // grinqh: the grading statistics
+  std::vector<PlaneWeights> nested;  // grinqh: the views and statistics the schedule fit reads
   std::vector<std::vector<float>> vectors;  // baselines: AWQ's input scales
 };
 
@@ -130,19 +131,21 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
   ModelWeights weights = model.weights();
   const std::vector<LinearLayerRef> linears = LinearLayers(weights, model.config());
   stores.planes.resize(linears.size());
+  stores.channel_scales.resize(linears.size());
   stores.nested.resize(linears.size());
   for (size_t i = 0; i < linears.size(); ++i) {
-    const Matrix& m = *linears[i].matrix;
+    const LinearWeights& w = *linears[i].weights;
     GRINQH_ASSIGN_OR_RETURN(NestedStore store,
-                            QuantizeNested(WidenToFloat(m), m.rows, m.cols, options.group_size, options.max_bits));
+                            QuantizeNested(w.ToFloat(), w.rows(), w.cols(), options.group_size, options.max_bits));
     stores.planes[i] = std::move(store.planes);
-    NestedLinear& nested = stores.nested[i];
+    stores.channel_scales[i] = std::move(store.channel_scale);
+    PlaneWeights& nested = stores.nested[i];
     nested.planes = stores.planes[i].view();
-    nested.channel_scale = std::move(store.channel_scale);
+    nested.channel_scale = stores.channel_scales[i];
     const std::string prefix = GrinqhLayerPrefix(linears[i].name);
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes[i], GrinqhFileWriter::Storage::kReference));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {m.cols},
-                                            Bytes(nested.channel_scale), GrinqhFileWriter::Storage::kReference));
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {w.cols()},
+                                            Bytes(stores.channel_scales[i]), GrinqhFileWriter::Storage::kReference));
     quantized.insert(linears[i].name);
     if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
   }
@@ -153,8 +156,8 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
                        {"budgets", "uniform"}});
   GRINQH_ASSIGN_OR_RETURN(const auto windows, CalibrationWindows(model, options));
   if (!windows.empty()) {
-    std::vector<const NestedLinear*> views;
-    for (const NestedLinear& n : stores.nested) views.push_back(&n);
+    std::vector<const PlaneWeights*> views;
+    for (const PlaneWeights& n : stores.nested) views.push_back(&n);
     ScheduleFitOptions schedule = options.schedule;
     schedule.num_threads = options.num_threads;
     GRINQH_ASSIGN_OR_RETURN(const ScheduleFit fit, FitSchedules(model, views, windows, schedule, progress));

@@ -1,12 +1,11 @@
-// Reading a .grinqh file (docs/FORMAT.md) as a Model: Model::Load's .grinqh path.
+// Reading a .grinqh file (docs/FORMAT.md): its summary, and LoadModelFiles's .grinqh path.
 #include "engine/model/grinqh_model.h"
 
 #include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "engine/backends/cpu/cpu_backend.h"
-#include "engine/model/model.h"
+#include "engine/model/model_files.h"
 #include "engine/base/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -78,7 +77,7 @@ absl::StatusOr<std::vector<LayerSchedule>> ParseSchedules(const GrinqhFile& file
     if (it == s["layers"].end() || !it->is_array() || it->size() != targets.size()) {
       return bad(absl::StrCat("layer \"", name, "\" needs one budget per model target"));
     }
-    const double n = double(linears[i].matrix->rows) * linears[i].matrix->cols;
+    const double n = double(linears[i].weights->rows()) * linears[i].weights->cols();
     total += n;
     schedules[i].model_targets = targets;
     for (size_t t = 0; t < targets.size(); ++t) {
@@ -118,92 +117,81 @@ absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path&
   return summary;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::path& path,
-                                                         const ModelOptions& options) {
-  std::unique_ptr<Model> model(new Model());
-  model->options_ = options;
-  GRINQH_ASSIGN_OR_RETURN(model->grinqh_file_, GrinqhFile::Open(path));
-  const GrinqhFile& file = *model->grinqh_file_;
+absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesystem::path& path) {
+  auto model = std::make_unique<ModelFiles>();
+  GRINQH_ASSIGN_OR_RETURN(model->grinqh_file, GrinqhFile::Open(path));
+  const GrinqhFile& file = *model->grinqh_file;
   const auto context = [&](const absl::Status& s) { return InFile(path, s); };
 
   auto summary = ParseQuantization(file);
   if (!summary.ok()) return context(summary.status());
   const int group_size = summary->group_size;
-  model->group_size_ = group_size;
+  model->group_size = group_size;
   const int code_bits = summary->graded() ? kCodeBits : summary->bits;  // a baseline stores its N-bit codes
   // A fixed-width baseline decodes at its full width only: no graded reads.
-  model->max_decode_bits_ = summary->graded() ? summary->bits : 0;
+  model->max_decode_bits = summary->graded() ? summary->bits : 0;
 
   const std::optional<std::string> config_text = file.Section("config");
   if (!config_text) return context(absl::InvalidArgumentError("no \"config\" section"));
   auto config = ModelConfig::FromJson(*config_text, file.Section("generation_config").value_or(""));
   if (!config.ok()) return context(config.status());
-  model->config_ = *config;
+  model->config = *config;
   if (auto tokenizer_text = file.SectionString("tokenizer"); tokenizer_text.ok()) {
     auto tokenizer = Tokenizer::FromJson(*tokenizer_text, file.Section("tokenizer_config").value_or(""));
     if (!tokenizer.ok()) return context(tokenizer.status());
-    model->tokenizer_ = *std::move(tokenizer);
+    model->tokenizer = *std::move(tokenizer);
   }
 
-  // Plain tensors are read in place; a quantized layer is presented to LoadWeights as its
-  // full-depth weights (for prefill, and every step of a baseline), dequantized once here.
-  Model& m = *model;
-  std::map<std::string, BitPlaneView> stores;  // by weight name: graded layers view them again below
+  // Plain tensors are read in place; a quantized layer is its planes as stored, with the
+  // grading statistic (GRINQH) or AWQ's input scales beside them. Backends prepare their own
+  // copies (the CPU backend's fp32 full-depth weights, a GPU's uploaded planes).
+  ModelFiles& m = *model;
   const auto lookup = [&](const std::string& name) -> absl::StatusOr<TensorView> {
-    if (const GrinqhTensor* t = file.Find(name)) {
-      const std::optional<DType> dtype = ToFloatDType(t->dtype);
-      if (!dtype) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
-      return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
-    }
+    const GrinqhTensor* t = file.Find(name);
+    if (t == nullptr) return absl::NotFoundError(absl::StrCat("no tensor \"", name, "\""));
+    const std::optional<DType> dtype = ToFloatDType(t->dtype);
+    if (!dtype) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
+    return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
+  };
+  const auto planes = [&](const std::string& name) -> absl::StatusOr<std::optional<PlaneWeights>> {
+    if (file.Find(name) != nullptr) return std::nullopt;  // a plain tensor
     const std::string prefix = GrinqhLayerPrefix(name);
-    GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size, code_bits));
-    stores[name] = planes;
-    GRINQH_ASSIGN_OR_RETURN(std::vector<float> dense, DequantizeLevel(planes, planes.shape.stored_planes));
+    PlaneWeights w;
+    GRINQH_ASSIGN_OR_RETURN(w.planes, file.BitPlanes(prefix, group_size, code_bits));
+    const int cols = w.planes.shape.cols;
+    if (summary->graded()) {
+      const std::string scale_name = prefix + ".channel_scale";
+      GRINQH_ASSIGN_OR_RETURN(const GrinqhTensor* scale, file.Get(scale_name));
+      if (scale->dtype != GrinqhDType::kF16 || scale->shape != std::vector<int64_t>{cols}) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor \"", scale_name, "\" must be F16 [", cols, "]"));
+      }
+      w.channel_scale = scale->as<uint16_t>();
+    }
     if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
-      const int cols = planes.shape.cols;
       if (s->dtype != GrinqhDType::kF32 || s->shape != std::vector<int64_t>{cols}) {
         return absl::InvalidArgumentError(absl::StrCat("tensor \"", prefix, ".input_scale\" must be F32 [", cols, "]"));
       }
-      const auto scale = s->as<float>();
-      for (size_t i = 0; i < dense.size(); ++i) dense[i] /= scale[i % static_cast<size_t>(cols)];
+      w.input_scale = s->as<float>();
     }
-    m.full_depth_.push_back(std::move(dense));
-    const auto& stored = m.full_depth_.back();
-    return TensorView{name, DType::kF32, {planes.shape.rows, planes.shape.cols},
-                      reinterpret_cast<const std::byte*>(stored.data()), stored.size() * sizeof(float)};
+    return w;
   };
-  auto weights = LoadWeights(lookup, m.config_);
+  auto weights = LoadWeights(lookup, m.config, planes);
   if (!weights.ok()) return context(weights.status());
-  m.weights_ = *std::move(weights);
+  m.weights = *std::move(weights);
 
   if (summary->graded()) {
-    const std::vector<LinearLayerRef> linears = LinearLayers(m.weights_, m.config_);
+    const std::vector<LinearLayerRef> linears = LinearLayers(m.weights, m.config);
     auto schedules = ParseSchedules(file, linears, summary->bits);
     if (!schedules.ok()) return context(schedules.status());
     for (size_t i = 0; i < linears.size(); ++i) {
-      const LinearLayerRef& l = linears[i];
-      const auto store = stores.find(l.name);
-      if (store == stores.end()) {  // stored as a plain tensor: nothing to grade
-        return context(absl::NotFoundError(absl::StrCat("layer \"", l.name, "\" has no bit planes (",
-                                                        GrinqhLayerPrefix(l.name), ".planes)")));
+      auto* stored = std::get_if<PlaneWeights>(&linears[i].weights->stored);
+      if (stored == nullptr) {  // stored as a plain tensor: nothing to grade
+        return context(absl::NotFoundError(absl::StrCat("layer \"", linears[i].name, "\" has no bit planes (",
+                                                        GrinqhLayerPrefix(linears[i].name), ".planes)")));
       }
-      auto nested = std::make_unique<NestedLinear>();
-      nested->planes = store->second;
-      const std::string scale_name = GrinqhLayerPrefix(l.name) + ".channel_scale";
-      auto scale = file.Get(scale_name);
-      if (!scale.ok()) return context(scale.status());
-      if ((*scale)->dtype != GrinqhDType::kF16 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
-        return context(absl::InvalidArgumentError(
-            absl::StrCat("tensor \"", scale_name, "\" must be F16 [", l.matrix->cols, "]")));
-      }
-      const auto values = (*scale)->as<uint16_t>();
-      nested->channel_scale.assign(values.begin(), values.end());
-      nested->schedule = std::move((*schedules)[i]);
-      l.matrix->nested = nested.get();
-      m.nested_.push_back(std::move(nested));
+      stored->schedule = std::move((*schedules)[i]);
     }
   }
-  GRINQH_ASSIGN_OR_RETURN(m.backend_, CpuBackend::Create(m.config_, m.weights_, options.num_threads));
   return model;
 }
 

@@ -33,7 +33,7 @@ absl::Status CheckShape(const TensorView& t, std::vector<int64_t> want) {
 
 class Loader {
  public:
-  explicit Loader(const TensorLookup& lookup) : lookup_(lookup) {}
+  Loader(const TensorLookup& lookup, const PlaneLookup& planes) : lookup_(lookup), planes_(planes) {}
 
   absl::StatusOr<Matrix> LoadMatrix(const std::string& name, int rows, int cols) {
     auto t = lookup_(name);
@@ -41,6 +41,24 @@ class Loader {
     GRINQH_RETURN_IF_ERROR(CheckShape(*t, {rows, cols}));
     GRINQH_RETURN_IF_ERROR(CheckAligned(*t));
     return Matrix{t->dtype, t->data, rows, cols};
+  }
+
+  // A linear layer: in planes when `planes` has it, else a dense tensor.
+  absl::StatusOr<LinearWeights> LoadLinear(const std::string& name, int rows, int cols) {
+    if (planes_) {
+      auto p = planes_(name);
+      if (!p.ok()) return p.status();
+      if (*p) {
+        const BitPlaneShape& shape = (*p)->planes.shape;
+        if (shape.rows != rows || shape.cols != cols) {
+          return absl::InvalidArgumentError(absl::StrCat("layer \"", name, "\" is stored as [", shape.rows, ", ",
+                                                         shape.cols, "], the config implies [", rows, ", ", cols, "]"));
+        }
+        return LinearWeights{**std::move(p)};
+      }
+    }
+    GRINQH_ASSIGN_OR_RETURN(Matrix m, LoadMatrix(name, rows, cols));
+    return LinearWeights{m};
   }
 
   absl::StatusOr<std::vector<float>> LoadVector(const std::string& name, int size) {
@@ -55,6 +73,7 @@ class Loader {
 
  private:
   const TensorLookup& lookup_;
+  const PlaneLookup& planes_;
 };
 
 }  // namespace
@@ -83,24 +102,51 @@ std::vector<float> WidenToFloat(const Matrix& m) {
   return out;
 }
 
+Matrix FloatMatrix(std::span<const float> values, int rows, int cols) {
+  return Matrix{DType::kF32, reinterpret_cast<const std::byte*>(values.data()), rows, cols};
+}
+
+int LinearWeights::rows() const {
+  const PlaneWeights* p = planes();
+  return p ? p->planes.shape.rows : dense()->rows;
+}
+
+int LinearWeights::cols() const {
+  const PlaneWeights* p = planes();
+  return p ? p->planes.shape.cols : dense()->cols;
+}
+
+std::vector<float> LinearWeights::ToFloat() const {
+  if (const Matrix* m = dense()) return WidenToFloat(*m);
+  const PlaneWeights& p = *planes();
+  std::vector<float> w = *DequantizeLevel(p.planes, p.planes.shape.stored_planes);  // a valid view: cannot fail
+  if (!p.input_scale.empty()) {
+    const size_t cols = static_cast<size_t>(p.planes.shape.cols);
+    for (size_t i = 0; i < w.size(); ++i) w[i] /= p.input_scale[i % cols];
+  }
+  return w;
+}
+
 size_t ModelWeights::DecodeBytes(float graded_bits) const {
-  const auto bytes = [&](const Matrix& m) {
-    if (graded_bits > 0.f && m.nested != nullptr) {
-      const BitPlaneShape& shape = m.nested->planes.shape;
-      const double weights = double(m.rows) * double(m.cols);
-      return static_cast<size_t>(weights * graded_bits / 8 + double(shape.params_size()) * kGroupParamBytes);
+  const auto bytes = [&](const LinearWeights& w) -> size_t {
+    if (const Matrix* m = w.dense()) return static_cast<size_t>(m->rows) * m->row_bytes();
+    const PlaneWeights& p = *w.planes();
+    const BitPlaneShape& shape = p.planes.shape;
+    const double params = double(shape.params_size()) * kGroupParamBytes;
+    if (graded_bits > 0.f && p.graded()) {
+      return static_cast<size_t>(double(shape.rows) * double(shape.cols) * graded_bits / 8 + params);
     }
-    return static_cast<size_t>(m.rows) * m.row_bytes();
+    return static_cast<size_t>(double(shape.planes_size()) + params);
   };
   size_t total = embed.row_bytes() + bytes(lm_head);
   for (const LayerWeights& l : layers) {
-    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += bytes(*m);
+    for (const LinearWeights* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += bytes(*w);
   }
   return total;
 }
 
-absl::StatusOr<ModelWeights> LoadWeights(const TensorLookup& lookup, const ModelConfig& c) {
-  Loader load(lookup);
+absl::StatusOr<ModelWeights> LoadWeights(const TensorLookup& lookup, const ModelConfig& c, const PlaneLookup& planes) {
+  Loader load(lookup, planes);
   ModelWeights w;
   const int q_dim = c.num_heads * c.head_dim;
   const int kv_dim = c.num_kv_heads * c.head_dim;
@@ -109,24 +155,24 @@ absl::StatusOr<ModelWeights> LoadWeights(const TensorLookup& lookup, const Model
     const std::string p = absl::StrCat("model.layers.", i, ".");
     LayerWeights& l = w.layers.emplace_back();
     GRINQH_ASSIGN_OR_RETURN(l.attn_norm, load.LoadVector(p + "input_layernorm.weight", c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.wq, load.LoadMatrix(p + "self_attn.q_proj.weight", q_dim, c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.wk, load.LoadMatrix(p + "self_attn.k_proj.weight", kv_dim, c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.wv, load.LoadMatrix(p + "self_attn.v_proj.weight", kv_dim, c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.wo, load.LoadMatrix(p + "self_attn.o_proj.weight", c.hidden_size, q_dim));
+    GRINQH_ASSIGN_OR_RETURN(l.wq, load.LoadLinear(p + "self_attn.q_proj.weight", q_dim, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(l.wk, load.LoadLinear(p + "self_attn.k_proj.weight", kv_dim, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(l.wv, load.LoadLinear(p + "self_attn.v_proj.weight", kv_dim, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(l.wo, load.LoadLinear(p + "self_attn.o_proj.weight", c.hidden_size, q_dim));
     if (c.qk_norm) {
       GRINQH_ASSIGN_OR_RETURN(l.q_norm, load.LoadVector(p + "self_attn.q_norm.weight", c.head_dim));
       GRINQH_ASSIGN_OR_RETURN(l.k_norm, load.LoadVector(p + "self_attn.k_norm.weight", c.head_dim));
     }
     GRINQH_ASSIGN_OR_RETURN(l.mlp_norm, load.LoadVector(p + "post_attention_layernorm.weight", c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.w_gate, load.LoadMatrix(p + "mlp.gate_proj.weight", c.intermediate_size, c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.w_up, load.LoadMatrix(p + "mlp.up_proj.weight", c.intermediate_size, c.hidden_size));
-    GRINQH_ASSIGN_OR_RETURN(l.w_down, load.LoadMatrix(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size));
+    GRINQH_ASSIGN_OR_RETURN(l.w_gate, load.LoadLinear(p + "mlp.gate_proj.weight", c.intermediate_size, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(l.w_up, load.LoadLinear(p + "mlp.up_proj.weight", c.intermediate_size, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(l.w_down, load.LoadLinear(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size));
   }
   GRINQH_ASSIGN_OR_RETURN(w.final_norm, load.LoadVector("model.norm.weight", c.hidden_size));
   if (c.tie_word_embeddings) {
-    w.lm_head = w.embed;
+    w.lm_head = LinearWeights{w.embed};
   } else {
-    GRINQH_ASSIGN_OR_RETURN(w.lm_head, load.LoadMatrix("lm_head.weight", c.vocab_size, c.hidden_size));
+    GRINQH_ASSIGN_OR_RETURN(w.lm_head, load.LoadLinear("lm_head.weight", c.vocab_size, c.hidden_size));
   }
   return w;
 }

@@ -141,7 +141,7 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
   GenerationResult result;
   std::vector<float> logits;
   const auto start = Clock::now();
-  ForwardItem item{cache.get(), request.prompt_ids, false};
+  ForwardItem item{cache.get(), request.prompt_ids, Logits::kLast};
   GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
   const auto prefill_done = Clock::now();
 
@@ -158,7 +158,7 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
       result.finish_reason = step.finish_reason;
       break;
     }
-    item = ForwardItem{cache.get(), std::span<const int32_t>(&stream.tokens().back(), 1), false, request.decode_bits};
+    item = ForwardItem{cache.get(), std::span<const int32_t>(&stream.tokens().back(), 1), Logits::kLast, request.decode_bits};
     GRINQH_RETURN_IF_ERROR(backend.Forward({&item, 1}, logits));
   }
   result.tokens = stream.tokens();

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/serving/sampler.h"
 
 namespace grinqh {

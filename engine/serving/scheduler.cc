@@ -9,13 +9,24 @@
 
 namespace grinqh {
 
+namespace {
+
+// Blocks of the backend's KV pool that `tokens` positions fill.
+int64_t BlocksFor(const Backend& backend, int64_t tokens) {
+  const int64_t block = backend.kv_block_tokens();
+  return (tokens + block - 1) / block;
+}
+
+}  // namespace
+
 // One request, from Submit to its final event. Held by pointer: the stream refers to the request.
 struct Scheduler::Sequence {
-  Sequence(const Model& model, GenerationRequest generation_request, EventCallback callback, float bits)
+  Sequence(Model& model, GenerationRequest generation_request, EventCallback callback, float bits)
       : request(std::move(generation_request)),
         on_event(std::move(callback)),
         stream(model, request),
-        kv_tokens(static_cast<int64_t>(request.prompt_ids.size()) + MaxNewTokens(model.config(), request)) {
+        kv_tokens(static_cast<int64_t>(request.prompt_ids.size()) + MaxNewTokens(model.config(), request)),
+        kv_blocks(BlocksFor(model.backend(), kv_tokens)) {
     usage.prompt_tokens = static_cast<int>(request.prompt_ids.size());
     usage.effective_bits = bits;
   }
@@ -26,7 +37,10 @@ struct Scheduler::Sequence {
   const GenerationRequest request;
   EventCallback on_event;
   TokenStream stream;
-  const int64_t kv_tokens;  // reserved in the budget while running: prompt + max new tokens
+  // Reserved in the budget while running: prompt + max new tokens, and the blocks of the
+  // backend's KV pool they fill (admission counts blocks, so what it admits always finds them).
+  const int64_t kv_tokens;
+  const int64_t kv_blocks;
   const Clock::time_point submitted = Clock::now();
   std::unique_ptr<KvCache> cache;  // while running
   int prefilled = 0;               // prompt tokens in the cache
@@ -40,18 +54,26 @@ struct Scheduler::Delivery {
 
 namespace {
 
-// A GRINQH model decodes at full depth reading its stored planes; a plain one reads its dtype.
+// A GRINQH model decodes at full depth reading its stored planes, a fixed-width baseline its
+// codes; a plain one reads its dtype.
 float FullDepthBits(const Model& model) {
   if (model.max_decode_bits() > 0) return static_cast<float>(model.max_decode_bits());
-  return static_cast<float>(8 * DTypeSize(model.weights().lm_head.dtype));
+  if (const PlaneWeights* p = model.weights().lm_head.planes()) return static_cast<float>(p->planes.shape.code_bits);
+  return static_cast<float>(8 * DTypeSize(model.weights().lm_head.dense()->dtype));
 }
 
 }  // namespace
 
 Scheduler::Scheduler(Model& model, SchedulerOptions options)
-    : model_(model), options_(options), full_depth_bits_(FullDepthBits(model)), thread_([this] { Loop(); }) {
+    : model_(model),
+      options_(options),
+      full_depth_bits_(FullDepthBits(model)),
+      kv_budget_blocks_(std::min(options.kv_budget_tokens, model.backend().kv_capacity_tokens()) /
+                        model.backend().kv_block_tokens()),
+      kv_budget_tokens_(kv_budget_blocks_ * model.backend().kv_block_tokens()),
+      thread_([this] { Loop(); }) {
   std::lock_guard lock(mutex_);
-  stats_.kv_budget_tokens = options_.kv_budget_tokens;
+  stats_.kv_budget_tokens = kv_budget_tokens_;
 }
 
 Scheduler::~Scheduler() {
@@ -68,10 +90,11 @@ absl::StatusOr<Scheduler::RequestId> Scheduler::Submit(GenerationRequest request
   GRINQH_RETURN_IF_ERROR(ValidateRequest(model_, request));
   const float bits = request.decode_bits != 0.f ? request.decode_bits : full_depth_bits_;
   auto sequence = std::make_unique<Sequence>(model_, std::move(request), std::move(on_event), bits);
-  if (sequence->kv_tokens > options_.kv_budget_tokens) {
+  if (sequence->kv_blocks > kv_budget_blocks_) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the request needs ", sequence->kv_tokens, " KV cache tokens (prompt + max_tokens, within the context), more than "
-        "the scheduler's whole budget of ", options_.kv_budget_tokens));
+        "the request needs ", sequence->kv_tokens, " KV cache tokens (prompt + max_tokens, within the context; ",
+        sequence->kv_blocks * model_.backend().kv_block_tokens(), " in whole blocks), more than the scheduler's whole "
+        "budget of ", kv_budget_tokens_));
   }
   std::lock_guard lock(mutex_);
   if (!accepting_) return absl::UnavailableError("the scheduler is shutting down and takes no new requests");
@@ -161,12 +184,13 @@ void Scheduler::EndCancelled(std::vector<std::unique_ptr<Sequence>>& ended, std:
 void Scheduler::Admit() {
   const int max_batch = std::max(1, options_.max_batch_size);
   while (!queue_.empty() && static_cast<int>(running_.size()) < max_batch &&
-         stats_.kv_tokens_reserved + queue_.front()->kv_tokens <= options_.kv_budget_tokens) {
+         kv_blocks_reserved_ + queue_.front()->kv_blocks <= kv_budget_blocks_) {
     std::unique_ptr<Sequence> sequence = std::move(queue_.front());
     queue_.pop_front();
     sequence->usage.queue_seconds = sequence->SecondsSinceSubmit(Clock::now());
     sequence->cache = model_.backend().NewCache();
     stats_.kv_tokens_reserved += sequence->kv_tokens;
+    kv_blocks_reserved_ += sequence->kv_blocks;
     running_.push_back(std::move(sequence));
   }
   stats_.queued = static_cast<int>(queue_.size());
@@ -181,7 +205,8 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<
   int room = std::max(options_.max_step_tokens, static_cast<int>(running_.size()));
   for (const auto& s : running_) {
     if (s->reading_prompt()) continue;
-    items.push_back({s->cache.get(), std::span<const int32_t>(&s->stream.tokens().back(), 1), false, s->request.decode_bits});
+    items.push_back({s->cache.get(), std::span<const int32_t>(&s->stream.tokens().back(), 1), Logits::kLast,
+                     s->request.decode_bits});
     owners.push_back(s.get());
     --room;
   }
@@ -190,7 +215,10 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<
     if (!s->reading_prompt()) continue;
     const int n = std::min({std::max(1, options_.prefill_chunk), s->usage.prompt_tokens - s->prefilled, room});
     if (n <= 0) break;
-    items.push_back({s->cache.get(), std::span<const int32_t>(s->request.prompt_ids).subspan(s->prefilled, n), false});
+    // Only a prompt's last chunk needs logits: the others skip the LM head.
+    const bool last_chunk = s->prefilled + n == s->usage.prompt_tokens;
+    items.push_back({s->cache.get(), std::span<const int32_t>(s->request.prompt_ids).subspan(s->prefilled, n),
+                     last_chunk ? Logits::kLast : Logits::kNone});
     owners.push_back(s.get());
     room -= n;
   }
@@ -200,6 +228,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<
   const size_t vocab = static_cast<size_t>(model_.config().vocab_size);
   float bits_sum = 0.f;
   int batch_tokens = 0;
+  size_t logit_row = 0;
   std::vector<Sequence*> finished;
   for (size_t i = 0; i < items.size(); ++i) {
     Sequence& s = *owners[i];
@@ -215,7 +244,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<
       s.prefilled += static_cast<int>(items[i].tokens.size());
       if (s.reading_prompt()) continue;  // a chunk: its logits are not needed
     }
-    const TokenStream::Step step = s.stream.Next(std::span<const float>(logits_).subspan(i * vocab, vocab));
+    const TokenStream::Step step = s.stream.Next(std::span<const float>(logits_).subspan(logit_row++ * vocab, vocab));
     if (i >= decodes) s.usage.time_to_first_token_seconds = s.SecondsSinceSubmit(now);  // the prompt's last chunk
     s.usage.completion_tokens = static_cast<int>(s.stream.tokens().size());
     Delivery delivery{&s, {}};
@@ -253,6 +282,7 @@ Scheduler::Delivery Scheduler::End(Sequence& sequence, FinishReason reason, std:
 Scheduler::Running::iterator Scheduler::Release(std::vector<std::unique_ptr<Sequence>>& ended, Running::iterator it) {
   (*it)->cache.reset();  // the KV cache goes now, before the final event is delivered
   stats_.kv_tokens_reserved -= (*it)->kv_tokens;
+  kv_blocks_reserved_ -= (*it)->kv_blocks;
   ended.push_back(std::move(*it));
   it = running_.erase(it);
   stats_.running = static_cast<int>(running_.size());

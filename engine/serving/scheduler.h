@@ -6,9 +6,10 @@
 // never stalls the decodes running beside it. Requests join the batch at any step (from a
 // bounded admission queue) and leave it the step they finish or are cancelled, and their
 // KV cache is freed then. The KV budget is counted in tokens: a sequence reserves
-// prompt + max_tokens positions (within the context) when it is admitted to the running
-// batch. Admission is first come, first served: a request waiting for budget holds back
-// those behind it, so a large request is never starved by small ones.
+// prompt + max_tokens positions (within the context, in whole blocks of the backend's KV
+// pool, whose capacity bounds the budget) when it is admitted to the running batch.
+// Admission is first come, first served: a request waiting for budget holds back those
+// behind it, so a large request is never starved by small ones.
 //
 // The CPU backend sums every row in one order whatever shares its batch (cpu_ops.h), so a
 // request streams exactly the tokens Generate gives it alone.
@@ -30,7 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/serving/generator.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 
 namespace grinqh {
 
@@ -40,7 +41,9 @@ struct SchedulerOptions {
   int prefill_chunk = 256;           // prompt tokens one sequence feeds per step
   int max_step_tokens = 512;         // tokens in one Forward: decodes first (all of them), then
                                      // prefill chunks in admission order while room is left
-  int64_t kv_budget_tokens = 65536;  // cached positions reserved by all running sequences
+  // Cached positions reserved by all running sequences; the scheduler uses at most the
+  // backend's KV pool (Backend::kv_capacity_tokens).
+  int64_t kv_budget_tokens = 65536;
 };
 
 // What the request has cost so far; complete in the final event.
@@ -132,6 +135,9 @@ class Scheduler {
   Model& model_;
   const SchedulerOptions options_;
   const float full_depth_bits_;  // a request's effective bits when it decodes at full depth
+  // options_.kv_budget_tokens within the backend's KV pool, in whole blocks of it.
+  const int64_t kv_budget_blocks_;
+  const int64_t kv_budget_tokens_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;     // the scheduler thread waits here for requests
@@ -143,6 +149,7 @@ class Scheduler {
   int live_ = 0;  // submitted requests whose final event has not been delivered yet
   bool accepting_ = true, cancel_all_ = false, stop_ = false;
   SchedulerStats stats_;
+  int64_t kv_blocks_reserved_ = 0;
   // Scheduler thread only (admission also holds the lock).
   Running running_;
   std::vector<float> logits_;

@@ -12,7 +12,7 @@
 
 #include "engine/serving/generator.h"
 #include "engine/calibration/grinqh_writer.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "gmock/gmock.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "gtest/gtest.h"

@@ -113,10 +113,8 @@ void Tile(const BitPlaneView& w, int tile, const float* x, const uint8_t* levels
   Tile(w, tile, x, levels, y, acc);
 }
 
-// Bytes of planes, and of scales and zeros (those of every group with a channel read).
-struct ReadBytes {
-  size_t planes = 0, params = 0;
-};
+}  // namespace
+
 ReadBytes CountReadBytes(const BitPlaneShape& shape, const uint8_t* levels) {
   size_t planes_per_tile = 0, groups_read = 0;
   for (int g = 0; g < shape.groups(); ++g) {
@@ -131,51 +129,14 @@ ReadBytes CountReadBytes(const BitPlaneShape& shape, const uint8_t* levels) {
           groups_read * static_cast<size_t>(shape.rows) * kGroupParamBytes};
 }
 
-struct ReadCounters {
-  std::atomic<bool> on{false};
-  std::atomic<uint64_t> plane_bytes{0}, bytes{0}, weights{0}, channels{0}, products{0};
-} counters;
-
-void Count(const BitPlaneShape& shape, const uint8_t* levels) {
-  if (!counters.on.load(std::memory_order_relaxed)) return;
-  const ReadBytes read = CountReadBytes(shape, levels);
-  counters.plane_bytes.fetch_add(read.planes, std::memory_order_relaxed);
-  counters.bytes.fetch_add(read.planes + read.params, std::memory_order_relaxed);
-  counters.weights.fetch_add(uint64_t(shape.rows) * uint64_t(shape.cols), std::memory_order_relaxed);
-  counters.channels.fetch_add(uint64_t(shape.cols), std::memory_order_relaxed);
-  counters.products.fetch_add(1, std::memory_order_relaxed);
-}
-
-}  // namespace
-
-void StartCountingBitPlaneReads() {
-  for (auto* c : {&counters.plane_bytes, &counters.bytes, &counters.weights, &counters.channels, &counters.products}) {
-    c->store(0);
-  }
-  counters.on.store(true);
-}
-
-BitPlaneReads StopCountingBitPlaneReads() {
-  counters.on.store(false);
-  return {counters.plane_bytes.load(), counters.bytes.load(), counters.weights.load(), counters.channels.load(),
-          counters.products.load()};
-}
-
 void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
-  Count(w.shape, levels);
   pool.ParallelFor(w.shape.tiles(), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) Tile(w, static_cast<int>(t), x, levels, y);
   });
 }
 
 void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels, float* y) {
-  Count(w.shape, levels);
   for (int t = 0; t < w.shape.tiles(); ++t) Tile(w, t, x, levels, y);
-}
-
-size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels) {
-  const ReadBytes read = CountReadBytes(shape, levels);
-  return read.planes + read.params;
 }
 
 }  // namespace grinqh::cpu

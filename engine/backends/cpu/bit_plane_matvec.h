@@ -22,22 +22,11 @@ void BitPlaneMatVec(ThreadPool& pool, const BitPlaneView& w, const float* x, con
 // The same on the calling thread (many rows at once split over rows instead).
 void BitPlaneMatVec(const BitPlaneView& w, const float* x, const uint8_t* levels, float* y);
 
-// Bytes of planes, scales and zeros that BitPlaneMatVec reads for these levels: the
-// honest "effective bits" numerator (a group's scales are read when any channel in it is).
-size_t BitPlaneBytesRead(const BitPlaneShape& shape, const uint8_t* levels);
-
-// What the products read, counted for honest "effective bits" (grinqh eval): while
-// counting, every BitPlaneMatVec call adds BitPlaneBytesRead for its levels, the weights
-// it covers (rows × cols, unpadded) and its input channels. Process-wide, off by default
-// (then one relaxed atomic load per call); not for concurrent users.
-struct BitPlaneReads {
-  uint64_t plane_bytes = 0;
-  uint64_t bytes = 0;     // planes, scales and zeros
-  uint64_t weights = 0;   // Σ rows × cols over the products
-  uint64_t channels = 0;  // Σ cols: per-channel grading metadata is read once per product
-  uint64_t products = 0;
+// Bytes that BitPlaneMatVec reads for these levels: of planes, and of the scales and zeros
+// of every group with a channel read — the honest "effective bits" numerator.
+struct ReadBytes {
+  size_t planes = 0, params = 0;
 };
-void StartCountingBitPlaneReads();  // from zero
-BitPlaneReads StopCountingBitPlaneReads();
+ReadBytes CountReadBytes(const BitPlaneShape& shape, const uint8_t* levels);
 
 }  // namespace grinqh::cpu

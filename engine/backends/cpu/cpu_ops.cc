@@ -44,34 +44,39 @@ void DotStrided(const float* x, const float* rows, size_t stride, int count, int
   for (; i < count; ++i) out[i] = Dot(x, rows + static_cast<size_t>(i) * stride, n);
 }
 
-void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, const float* row_targets, float* y) {
-  const NestedLinear& nested = *w.nested;
-  const size_t k_in = static_cast<size_t>(w.cols), n_out = static_cast<size_t>(w.rows);
-  const auto grade = [&](int t, std::span<uint8_t> levels) {
-    if (row_targets[t] <= 0.f) {
-      std::fill(levels.begin(), levels.end(), static_cast<uint8_t>(nested.max_level()));
+void GradedMatMul(ThreadPool& pool, const float* x, int rows, const PlaneWeights& w, const float* row_targets,
+                  float* y, const RowGrader& grade, ForwardStats* row_stats) {
+  const BitPlaneShape& shape = w.planes.shape;
+  const size_t k_in = static_cast<size_t>(shape.cols), n_out = static_cast<size_t>(shape.rows);
+  const auto grade_row = [&](int t, std::span<uint8_t> levels) {
+    const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
+    if (grade) {
+      grade(w, xt, row_targets[t], levels);
     } else {
-      const std::span<const float> xt(x + static_cast<size_t>(t) * k_in, k_in);
-      if (nested.level_gains.empty()) {
-        GradeRow(xt, nested.channel_scale, row_targets[t], nested.max_level(), levels, nested.level_thresholds);
-      } else {
-        GradeRowByGains(xt, nested.level_gains, row_targets[t], nested.max_level(), levels);
-      }
+      GradeRow(xt, w.channel_scale, row_targets[t], w.max_level(), levels);
     }
+    if (row_stats == nullptr) return;
+    const ReadBytes read = CountReadBytes(shape, levels.data());
+    ForwardStats& s = row_stats[t];
+    s.weight_bytes += read.planes + read.params;
+    s.plane_bytes += read.planes;
+    s.weights += uint64_t(n_out) * k_in;
+    s.graded_channels += k_in;
+    s.graded_products += 1;
   };
   if (rows == 1) {  // decode: one row, the work splits over the weights' tiles
     thread_local std::vector<uint8_t> levels;
     levels.resize(k_in);
-    grade(0, levels);
-    BitPlaneMatVec(pool, nested.planes, x, levels.data(), y);
+    grade_row(0, levels);
+    BitPlaneMatVec(pool, w.planes, x, levels.data(), y);
     return;
   }
   pool.ParallelFor(rows, [&](int64_t begin, int64_t end) {  // many rows: one row per task
     thread_local std::vector<uint8_t> levels;
     levels.resize(k_in);
     for (int64_t t = begin; t < end; ++t) {
-      grade(static_cast<int>(t), levels);
-      BitPlaneMatVec(nested.planes, x + static_cast<size_t>(t) * k_in, levels.data(), y + static_cast<size_t>(t) * n_out);
+      grade_row(static_cast<int>(t), levels);
+      BitPlaneMatVec(w.planes, x + static_cast<size_t>(t) * k_in, levels.data(), y + static_cast<size_t>(t) * n_out);
     }
   });
 }

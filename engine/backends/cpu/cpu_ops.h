@@ -5,6 +5,9 @@
 #include <initializer_list>
 #include <span>
 
+#include <functional>
+
+#include "engine/backends/backend.h"
 #include "engine/base/thread_pool.h"
 #include "engine/model/weights.h"
 
@@ -38,10 +41,17 @@ inline void MatMul(ThreadPool& pool, const float* x, int rows, std::initializer_
   MatMul(pool, x, rows, std::span<const MatMulOutput>(outputs.begin(), outputs.size()));
 }
 
-// y = W x with each row's input channels read at graded levels: row t's channels are
-// graded by GradeRow at row_targets[t] (0 = every channel at full stored depth) against
-// w.nested, and each row's product reads only the bit planes its levels need.
-void GradedMatMul(ThreadPool& pool, const float* x, int rows, const Matrix& w, const float* row_targets, float* y);
+// Grades one input row: levels[k] (0..w.max_level()) for x against a layer in planes at
+// `target` bits per weight.
+using RowGrader =
+    std::function<void(const PlaneWeights& w, std::span<const float> x, float target, std::span<uint8_t> levels)>;
+
+// y = W x with each row's input channels read at graded levels: row t's channels are graded
+// at row_targets[t] (> 0) by `grade` (GradeRow on w.channel_scale when empty), and each
+// row's product reads only the bit planes its levels need. When `row_stats` is given,
+// row_stats[t] adds what row t read (ForwardStats).
+void GradedMatMul(ThreadPool& pool, const float* x, int rows, const PlaneWeights& w, const float* row_targets,
+                  float* y, const RowGrader& grade, ForwardStats* row_stats);
 
 // out = x / rms(x) * weight, over n elements (HF's RMSNorm in fp32). out may alias x.
 void RmsNorm(const float* x, const float* weight, float* out, int n, float eps);

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "engine/calibration/calibration.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "tests/fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -53,8 +53,9 @@ TEST(BitsAccountTest, FixedWidthGradedAndFootprint) {
   // An fp16 scale and a byte zero per 128 weights: 24 / 128 bits.
   EXPECT_DOUBLE_EQ(FixedWidthBits((*model)->weights(), (*model)->config(), 4, 128).bits(), 4.1875);
 
-  cpu::BitPlaneReads reads;
-  reads.bytes = 1000, reads.weights = 4000, reads.channels = 50, reads.products = 2, reads.plane_bytes = 900;
+  ForwardStats reads;
+  reads.weight_bytes = 1000, reads.weights = 4000, reads.graded_channels = 50, reads.graded_products = 2;
+  reads.plane_bytes = 900;
   EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, 0).bits(), 8.0 * (1000 + 50 * 4) / 4000);
   EXPECT_DOUBLE_EQ(GradedReadBits(reads, 4, 40).bits(), 8.0 * (1000 + 50 * 4 + 2 * 40) / 4000);
 
@@ -66,10 +67,10 @@ TEST(BitsAccountTest, FixedWidthGradedAndFootprint) {
   double bits = 0, weights = 0;
   ModelWeights w = (*model)->weights();
   for (const LinearLayerRef& l : LinearLayers(w, (*model)->config())) {
-    const double n = double(l.matrix->rows) * l.matrix->cols;
+    const double n = double(l.weights->rows()) * l.weights->cols();
     // 8 planes (one tile of its own height when under 256 rows: no padding), an fp16 scale
     // and a byte zero per 128 weights of a row, one fp16 statistic per input channel.
-    bits += 8 * n + 24 * n / 128 + 16.0 * l.matrix->cols, weights += n;
+    bits += 8 * n + 24 * n / 128 + 16.0 * l.weights->cols(), weights += n;
   }
   EXPECT_NEAR(NestedFootprintBits((*variant)->weights(), (*model)->config()).bits(), bits / weights, 1e-9);
 }

@@ -10,7 +10,7 @@
 #include "engine/serving/generator.h"
 #include "engine/model/grinqh_file.h"
 #include "engine/calibration/grinqh_writer.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -35,11 +35,14 @@ GrinqhQuantizeOptions Calibrated(GrinqhQuantizeOptions o = {}) {
   return o;
 }
 
-std::vector<float> Logits(Backend& backend, const std::vector<int32_t>& ids, float target_bits) {
+std::vector<float> ForwardLogits(Backend& backend, const std::vector<int32_t>& ids, float target_bits,
+                                 ForwardStats* stats = nullptr) {
   auto cache = backend.NewCache();
-  const ForwardItem item{cache.get(), ids, true, target_bits};
+  const ForwardItem item{cache.get(), ids, Logits::kAll, target_bits};
   std::vector<float> logits;
-  EXPECT_TRUE(backend.Forward({&item, 1}, logits).ok());
+  std::vector<ForwardStats> item_stats;
+  EXPECT_TRUE(backend.Forward({&item, 1}, logits, &item_stats).ok());
+  if (stats != nullptr) *stats = item_stats.at(0);
   return logits;
 }
 
@@ -77,22 +80,21 @@ TEST_F(ScheduledFileTest, BudgetsAverageToTheTargetAndDecodeReadsThem) {
   for (float target : {1.f, 2.f, 2.1f, 3.f, 4.6f, 8.f}) {
     double bits = 0, total = 0;
     for (const LinearLayerRef& l : LinearLayers(weights, (*model)->config())) {
-      ASSERT_NE(l.matrix->nested, nullptr);
-      const float b = l.matrix->nested->schedule.LayerTarget(target);
+      ASSERT_NE(l.weights->planes(), nullptr);
+      const float b = l.weights->planes()->schedule.LayerTarget(target);
       EXPECT_GT(b, 0.f);
       EXPECT_LE(b, 8.f);
       uneven = uneven || std::abs(b - target) > 0.1f;
-      bits += double(b) * l.matrix->rows * l.matrix->cols;
-      total += double(l.matrix->rows) * l.matrix->cols;
+      bits += double(b) * l.weights->rows() * l.weights->cols();
+      total += double(l.weights->rows()) * l.weights->cols();
     }
     EXPECT_NEAR(bits / total, target, 1e-4) << target;
   }
   EXPECT_TRUE(uneven) << "the fit gave every layer the model-wide target";
 
   // What the products read: per row, round(budget · cols) planes of each layer.
-  cpu::StartCountingBitPlaneReads();
-  Logits((*model)->backend(), kPrompt, 2.5f);
-  const cpu::BitPlaneReads reads = cpu::StopCountingBitPlaneReads();
+  ForwardStats reads;
+  ForwardLogits((*model)->backend(), kPrompt, 2.5f, &reads);
   ASSERT_GT(reads.weights, 0u);
   EXPECT_NEAR(8.0 * double(reads.plane_bytes) / double(reads.weights), 2.5, 0.01);
 }
@@ -101,8 +103,8 @@ TEST_F(ScheduledFileTest, BudgetsAverageToTheTargetAndDecodeReadsThem) {
 TEST_F(ScheduledFileTest, EightBitsStillMatchFullDepth) {
   auto model = Model::Load(*path_);
   ASSERT_TRUE(model.ok());
-  const auto dense = Logits((*model)->backend(), kPrompt, 0.f);
-  const auto graded = Logits((*model)->backend(), kPrompt, 8.f);
+  const auto dense = ForwardLogits((*model)->backend(), kPrompt, 0.f);
+  const auto graded = ForwardLogits((*model)->backend(), kPrompt, 8.f);
   double diff = 0, norm = 0;
   for (size_t i = 0; i < dense.size(); ++i) diff += std::pow(graded[i] - dense[i], 2), norm += dense[i] * dense[i];
   EXPECT_LT(std::sqrt(diff / norm), 1e-5);
@@ -178,7 +180,7 @@ TEST(BaselineFileTest, RoundTripsThroughTheFile) {
     in_memory.bits = bits;
     auto variant = QuantizedVariant::Create(**base, in_memory, windows);
     ASSERT_TRUE(variant.ok()) << variant.status();
-    EXPECT_EQ(Logits((*from_file)->backend(), kPrompt, 0.f), Logits((*variant)->backend(), kPrompt, 0.f)) << method;
+    EXPECT_EQ(ForwardLogits((*from_file)->backend(), kPrompt, 0.f), ForwardLogits((*variant)->backend(), kPrompt, 0.f)) << method;
 
     GenerationRequest request;
     request.prompt_ids = kPrompt;

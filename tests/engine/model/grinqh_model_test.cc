@@ -7,7 +7,7 @@
 #include "engine/calibration/calibration.h"
 #include "engine/serving/generator.h"
 #include "engine/calibration/grinqh_writer.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fixtures.h"
@@ -37,9 +37,9 @@ class GrinqhModelTest : public ::testing::Test {
     delete path_;
   }
 
-  std::vector<float> Logits(Model& model, const std::vector<int32_t>& ids, float target_bits) {
+  std::vector<float> ForwardLogits(Model& model, const std::vector<int32_t>& ids, float target_bits) {
     auto cache = model.backend().NewCache();
-    const ForwardItem item{cache.get(), ids, true, target_bits};
+    const ForwardItem item{cache.get(), ids, Logits::kAll, target_bits};
     std::vector<float> logits;
     EXPECT_TRUE(model.backend().Forward({&item, 1}, logits).ok());
     return logits;
@@ -64,24 +64,24 @@ TEST_F(GrinqhModelTest, LoadsWithItsConfigAndTokenizer) {
 TEST_F(GrinqhModelTest, EightBitsMatchTheDequantizedModel) {
   auto model = Model::Load(*path_);
   ASSERT_TRUE(model.ok()) << model.status();
-  const auto dense = Logits(**model, prompt_, 0.f);
-  const auto graded = Logits(**model, prompt_, 8.f);
+  const auto dense = ForwardLogits(**model, prompt_, 0.f);
+  const auto graded = ForwardLogits(**model, prompt_, 8.f);
   EXPECT_LT(RelativeL2(graded, dense), 1e-5);
 
   // And the 8-bit model stays close to the bf16 checkpoint it came from.
   auto reference = Model::Load(testing::SourceDir() / "models" / "tiny-llama3");
   ASSERT_TRUE(reference.ok());
-  EXPECT_LT(RelativeL2(dense, Logits(**reference, prompt_, 0.f)), 0.02);
+  EXPECT_LT(RelativeL2(dense, ForwardLogits(**reference, prompt_, 0.f)), 0.02);
 }
 
 // Fewer bits, further from full depth, monotonically.
 TEST_F(GrinqhModelTest, ErrorGrowsAsBitsShrink) {
   auto model = Model::Load(*path_);
   ASSERT_TRUE(model.ok()) << model.status();
-  const auto dense = Logits(**model, prompt_, 0.f);
+  const auto dense = ForwardLogits(**model, prompt_, 0.f);
   double previous = 0;
   for (float bits : {6.f, 4.f, 3.f, 2.f, 1.f}) {
-    const double error = RelativeL2(Logits(**model, prompt_, bits), dense);
+    const double error = RelativeL2(ForwardLogits(**model, prompt_, bits), dense);
     EXPECT_GT(error, previous) << bits << " bits";
     previous = error;
   }
@@ -101,10 +101,10 @@ TEST_F(GrinqhModelTest, FileMatchesTheInMemoryQuantization) {
   auto variant = QuantizedVariant::Create(**base, options, {});
   ASSERT_TRUE(variant.ok()) << variant.status();
   auto cache = (*variant)->backend().NewCache();
-  const ForwardItem item{cache.get(), prompt_, true, 3.f};
+  const ForwardItem item{cache.get(), prompt_, Logits::kAll, 3.f};
   std::vector<float> in_memory;
   ASSERT_TRUE((*variant)->backend().Forward({&item, 1}, in_memory).ok());
-  EXPECT_LT(RelativeL2(Logits(**from_file, prompt_, 3.f), in_memory), 1e-6);
+  EXPECT_LT(RelativeL2(ForwardLogits(**from_file, prompt_, 3.f), in_memory), 1e-6);
 }
 
 TEST_F(GrinqhModelTest, DecodeBitsAreCheckedAgainstTheModel) {

@@ -11,7 +11,7 @@
 
 #include "engine/backends/cpu/cpu_ops.h"
 #include "engine/calibration/grinqh_writer.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "gtest/gtest.h"
 #include "tests/fixtures.h"
 
@@ -87,7 +87,7 @@ class BatchInvarianceTest : public ::testing::Test {
   // Logits of every token of `prompt` read in one Forward, alone.
   std::vector<float> Alone(const std::vector<int32_t>& prompt) {
     auto cache = model_->backend().NewCache();
-    const ForwardItem item{cache.get(), prompt, true};
+    const ForwardItem item{cache.get(), prompt, Logits::kAll};
     std::vector<float> logits;
     EXPECT_TRUE(model_->backend().Forward({&item, 1}, logits).ok());
     return logits;
@@ -106,7 +106,7 @@ TEST_F(BatchInvarianceTest, PromptLogitsAreTheSameAloneAndBatched) {
   std::vector<ForwardItem> items;
   for (const auto& prompt : prompts_) {
     caches.push_back(model_->backend().NewCache());
-    items.push_back({caches.back().get(), prompt, true});
+    items.push_back({caches.back().get(), prompt, Logits::kAll});
   }
   std::vector<float> batched;
   ASSERT_TRUE(model_->backend().Forward(items, batched).ok());
@@ -133,7 +133,7 @@ TEST_F(BatchInvarianceTest, ChunkedPrefillBesideDecodesMatchesWholePrompt) {
   std::vector<float> logits;
   for (size_t i : {0, 2}) {
     others.push_back(model_->backend().NewCache());
-    const ForwardItem item{others.back().get(), prompts_[i], false};
+    const ForwardItem item{others.back().get(), prompts_[i], Logits::kLast};
     ASSERT_TRUE(model_->backend().Forward({&item, 1}, logits).ok());
   }
   auto cache = model_->backend().NewCache();
@@ -142,8 +142,8 @@ TEST_F(BatchInvarianceTest, ChunkedPrefillBesideDecodesMatchesWholePrompt) {
   for (const size_t chunk : {1, 7, 16, 33, 63, 13}) {
     ASSERT_LE(done + chunk, long_prompt.size());
     std::vector<ForwardItem> items;
-    for (auto& other : others) items.push_back({other.get(), {&next_decode, 1}, false});
-    items.push_back({cache.get(), std::span<const int32_t>(long_prompt).subspan(done, chunk), true});
+    for (auto& other : others) items.push_back({other.get(), {&next_decode, 1}, Logits::kLast});
+    items.push_back({cache.get(), std::span<const int32_t>(long_prompt).subspan(done, chunk), Logits::kAll});
     ASSERT_TRUE(model_->backend().Forward(items, logits).ok());
     const std::vector<float> want(whole.begin() + static_cast<ptrdiff_t>(done * vocab()),
                                   whole.begin() + static_cast<ptrdiff_t>((done + chunk) * vocab()));
@@ -153,10 +153,10 @@ TEST_F(BatchInvarianceTest, ChunkedPrefillBesideDecodesMatchesWholePrompt) {
   ASSERT_EQ(done, long_prompt.size());
 
   // The next token decoded alone, then beside a prefill chunk of a fresh sequence.
-  const ForwardItem decode{cache.get(), {&with_next.back(), 1}, false};
+  const ForwardItem decode{cache.get(), {&with_next.back(), 1}, Logits::kLast};
   const std::vector<float> want(whole.end() - static_cast<ptrdiff_t>(vocab()), whole.end());
   auto fresh = model_->backend().NewCache();
-  const ForwardItem prefill{fresh.get(), prompts_[4], false};
+  const ForwardItem prefill{fresh.get(), prompts_[4], Logits::kLast};
   const std::vector<ForwardItem> items = {decode, prefill};
   ASSERT_TRUE(model_->backend().Forward(items, logits).ok());
   ExpectSameBits(logits.data(), want, "decode beside a prefill");
@@ -181,9 +181,9 @@ TEST(GrinqhBatchInvarianceTest, EachRowReadsAtItsOwnTargetWhateverSharesTheBatch
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto cache = model.backend().NewCache();
     std::vector<float> logits;
-    const ForwardItem prefill{cache.get(), prompts[i], false};
+    const ForwardItem prefill{cache.get(), prompts[i], Logits::kLast};
     ASSERT_TRUE(model.backend().Forward({&prefill, 1}, logits).ok());
-    const ForwardItem decode{cache.get(), {&next, 1}, false, targets[i]};
+    const ForwardItem decode{cache.get(), {&next, 1}, Logits::kLast, targets[i]};
     ASSERT_TRUE(model.backend().Forward({&decode, 1}, logits).ok());
     alone.push_back(logits);
   }
@@ -192,14 +192,14 @@ TEST(GrinqhBatchInvarianceTest, EachRowReadsAtItsOwnTargetWhateverSharesTheBatch
   std::vector<ForwardItem> items;
   for (const auto& prompt : prompts) {
     caches.push_back(model.backend().NewCache());
-    items.push_back({caches.back().get(), prompt, false});
+    items.push_back({caches.back().get(), prompt, Logits::kLast});
   }
   std::vector<float> logits;
   ASSERT_TRUE(model.backend().Forward(items, logits).ok());
   items.clear();
-  for (size_t i = 0; i < prompts.size(); ++i) items.push_back({caches[i].get(), {&next, 1}, false, targets[i]});
+  for (size_t i = 0; i < prompts.size(); ++i) items.push_back({caches[i].get(), {&next, 1}, Logits::kLast, targets[i]});
   auto fresh = model.backend().NewCache();
-  items.push_back({fresh.get(), prompts[1], false});
+  items.push_back({fresh.get(), prompts[1], Logits::kLast});
   ASSERT_TRUE(model.backend().Forward(items, logits).ok());
   for (size_t i = 0; i < prompts.size(); ++i) {
     EXPECT_EQ(std::memcmp(&logits[i * vocab], alone[i].data(), vocab * sizeof(float)), 0) << "target " << targets[i];

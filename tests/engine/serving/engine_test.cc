@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "engine/serving/generator.h"
-#include "engine/model/model.h"
+#include "engine/serving/model.h"
 #include "engine/model/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -75,7 +75,7 @@ TEST_P(ReferenceModelTest, PromptLogitsMatchTransformers) {
 
     auto cache = model_->backend().NewCache();
     std::vector<float> logits;
-    const ForwardItem item{cache.get(), prompts_[i].input_ids, /*all_logits=*/true};
+    const ForwardItem item{cache.get(), prompts_[i].input_ids, Logits::kAll};
     ASSERT_TRUE(model_->backend().Forward({&item, 1}, logits).ok());
     ASSERT_EQ(logits.size(), size_t(want.numel()));
     const auto* want_logits = reinterpret_cast<const float*>(want.data);
@@ -107,14 +107,14 @@ TEST_P(ReferenceModelTest, BatchedForwardMatchesSeparateCalls) {
   std::vector<ForwardItem> items;
   for (const ReferencePrompt& p : prompts_) {
     caches.push_back(model_->backend().NewCache());
-    items.push_back({caches.back().get(), p.input_ids, false});
+    items.push_back({caches.back().get(), p.input_ids, Logits::kLast});
   }
   std::vector<float> batched;
   ASSERT_TRUE(model_->backend().Forward(items, batched).ok());
   for (size_t i = 0; i < prompts_.size(); ++i) {
     auto cache = model_->backend().NewCache();
     std::vector<float> alone;
-    const ForwardItem item{cache.get(), prompts_[i].input_ids, false};
+    const ForwardItem item{cache.get(), prompts_[i].input_ids, Logits::kLast};
     ASSERT_TRUE(model_->backend().Forward({&item, 1}, alone).ok());
     EXPECT_LT(RelativeL2(&batched[i * vocab], alone.data(), size_t(vocab)), 1e-5) << "prompt " << i;  // different kernels, float rounding
   }
@@ -198,7 +198,7 @@ class BundledModelErrorsTest : public ::testing::Test {
 TEST_F(BundledModelErrorsTest, OutOfVocabularyIdIsRefusedAndCacheUntouched) {
   auto cache = model_->backend().NewCache();
   const std::vector<int32_t> ids = {0, 8192};
-  const ForwardItem item{cache.get(), ids, false};
+  const ForwardItem item{cache.get(), ids, Logits::kLast};
   std::vector<float> logits;
   const absl::Status status = model_->backend().Forward({&item, 1}, logits);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);

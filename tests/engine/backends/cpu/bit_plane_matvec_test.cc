@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "engine/quant/quant.h"
+#include "engine/base/half.h"
 #include "engine/base/thread_pool.h"
+#include "engine/backends/cpu/cpu_ops.h"
 #include "gtest/gtest.h"
 
 namespace grinqh {
@@ -60,14 +62,16 @@ TEST(BitPlaneMatVecTest, MatchesDequantizeThenDenseProduct) {
 TEST(BitPlaneMatVecTest, BytesReadCountOnlyTheNeededPlanesAndScales) {
   const BitPlaneShape shape{.rows = 512, .cols = 256, .tile_rows = 256, .stored_planes = 8, .group_size = 128};
   std::vector<uint8_t> levels(256, 0);
-  EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 0u);
+  EXPECT_EQ(cpu::CountReadBytes(shape, levels.data()).planes, 0u);
+  EXPECT_EQ(cpu::CountReadBytes(shape, levels.data()).params, 0u);
   levels[0] = 3;  // 3 planes of 32 bytes in each of 2 tiles, plus group 0's fp16 scale and byte zero for 512 rows
-  EXPECT_EQ(cpu::BitPlaneBytesRead(shape, levels.data()), 3u * 32 * 2 + 512 * 3);
+  EXPECT_EQ(cpu::CountReadBytes(shape, levels.data()).planes, 3u * 32 * 2);
+  EXPECT_EQ(cpu::CountReadBytes(shape, levels.data()).params, 512u * 3);
 }
 
-// The counters behind eval's effective bits see exactly what BitPlaneBytesRead says each
-// product reads, on both entry points, and nothing while off.
-TEST(BitPlaneMatVecTest, ReadCountersAddUpEveryProduct) {
+// The per-row stats behind eval's effective bits (ForwardStats) see exactly what
+// CountReadBytes says each graded row reads, whether the rows run as decode (one) or batched.
+TEST(BitPlaneMatVecTest, GradedRowsCountWhatTheyRead) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
   const int rows = 300, cols = 200;
@@ -75,25 +79,40 @@ TEST(BitPlaneMatVecTest, ReadCountersAddUpEveryProduct) {
   for (float& v : w) v = normal(rng);
   auto packed = PackBitPlanes(quant::QuantizeRtn(w, rows, cols, 8, 64), 128, 8);
   ASSERT_TRUE(packed.ok()) << packed.status();
-  std::vector<float> x(cols), y(rows);
+  const std::vector<uint16_t> channel_scale(cols, HalfBits(1.f));
+  PlaneWeights layer;
+  layer.planes = packed->view();
+  layer.channel_scale = channel_scale;
+  std::vector<float> x(2 * size_t(cols)), y(2 * size_t(rows));
   for (float& v : x) v = normal(rng);
   std::vector<uint8_t> a(cols), b(cols);
   for (int k = 0; k < cols; ++k) a[size_t(k)] = uint8_t(k % 9), b[size_t(k)] = k < 64 ? 0 : 2;  // b skips group 0
+  // Row 0 reads levels a, row 1 levels b, whatever the target.
+  const cpu::RowGrader grader = [&](const PlaneWeights&, std::span<const float> row, float, std::span<uint8_t> levels) {
+    const std::vector<uint8_t>& want = row.data() == x.data() ? a : b;
+    std::copy(want.begin(), want.end(), levels.begin());
+  };
+  const std::vector<float> targets = {3.f, 3.f};
   ThreadPool pool(2);
-  cpu::BitPlaneMatVec(pool, packed->view(), x.data(), a.data(), y.data());  // not counted
-  cpu::StartCountingBitPlaneReads();
-  cpu::BitPlaneMatVec(pool, packed->view(), x.data(), a.data(), y.data());
-  cpu::BitPlaneMatVec(packed->view(), x.data(), b.data(), y.data());
-  const cpu::BitPlaneReads reads = cpu::StopCountingBitPlaneReads();
-  cpu::BitPlaneMatVec(packed->view(), x.data(), b.data(), y.data());  // not counted
-  EXPECT_EQ(reads.bytes,
-            cpu::BitPlaneBytesRead(packed->shape, a.data()) + cpu::BitPlaneBytesRead(packed->shape, b.data()));
-  uint64_t planes = 0;
-  for (int k = 0; k < cols; ++k) planes += a[size_t(k)] + b[size_t(k)];
-  EXPECT_EQ(reads.plane_bytes, planes * 16 * 3);  // 16 bytes a plane per tile of 128 rows, 3 tiles
-  EXPECT_EQ(reads.weights, 2u * rows * cols);
-  EXPECT_EQ(reads.channels, 2u * cols);
-  EXPECT_EQ(reads.products, 2u);
+  for (int batch : {1, 2}) {
+    std::vector<ForwardStats> stats(2);
+    if (batch == 2) {
+      cpu::GradedMatMul(pool, x.data(), 2, layer, targets.data(), y.data(), grader, stats.data());
+    } else {
+      cpu::GradedMatMul(pool, x.data(), 1, layer, targets.data(), y.data(), grader, &stats[0]);
+      cpu::GradedMatMul(pool, x.data() + cols, 1, layer, targets.data(), y.data() + rows, grader, &stats[1]);
+    }
+    for (int r = 0; r < 2; ++r) {
+      const cpu::ReadBytes want = cpu::CountReadBytes(packed->shape, (r == 0 ? a : b).data());
+      uint64_t planes = 0;
+      for (uint8_t level : r == 0 ? a : b) planes += level;
+      EXPECT_EQ(stats[r].weight_bytes, want.planes + want.params) << "batch " << batch << " row " << r;
+      EXPECT_EQ(stats[r].plane_bytes, planes * 16 * 3);  // 16 bytes a plane per tile of 128 rows, 3 tiles
+      EXPECT_EQ(stats[r].weights, uint64_t(rows) * cols);
+      EXPECT_EQ(stats[r].graded_channels, uint64_t(cols));
+      EXPECT_EQ(stats[r].graded_products, 1u);
+    }
+  }
 }
 
 // A fixed-width baseline stored as a store of N-bit codes reads back, at its full depth,
