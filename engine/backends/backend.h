@@ -89,6 +89,10 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual std::string_view name() const = 0;  // as the registry knows it: "cpu", "cuda"
+  // What batching may change (see the top of this file): 0 when a row's logits are
+  // bit-identical alone, batched or chunked; otherwise the largest relative L2 difference
+  // between a row's logits computed those ways.
+  virtual double batch_tolerance() const = 0;
   virtual const ModelConfig& config() const = 0;
   // A new, empty cache. It takes blocks from the pool only as Forward fills it.
   virtual std::unique_ptr<KvCache> NewCache() = 0;

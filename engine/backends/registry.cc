@@ -8,6 +8,14 @@ namespace grinqh {
 
 std::vector<std::string> BackendNames() { return {"auto", "cpu", "cuda"}; }
 
+std::vector<std::string> AvailableBackends() {
+  std::vector<std::string> available;
+  for (const std::string& name : BackendNames()) {
+    if (name != "auto" && CheckBackend(name).ok()) available.push_back(name);
+  }
+  return available;
+}
+
 absl::Status CheckBackend(const std::string& name) {
   if (name == "cpu" || name == "auto") return absl::OkStatus();
   if (name == "cuda") {

@@ -29,6 +29,9 @@ struct BackendOptions {
 
 // The names CreateBackend takes in this build ("auto" included).
 std::vector<std::string> BackendNames();
+// The backends CreateBackend can make on this machine ("cpu", and "cuda" once it exists
+// and a device is present): what tests run every backend-independent check against.
+std::vector<std::string> AvailableBackends();
 
 // OK when CreateBackend can make `name` here, before any model is loaded; otherwise the
 // error CreateBackend would give.

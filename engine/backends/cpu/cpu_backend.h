@@ -32,6 +32,7 @@ class CpuBackend : public Backend {
   ~CpuBackend() override;
 
   std::string_view name() const override { return "cpu"; }
+  double batch_tolerance() const override { return 0; }  // batch-invariant (cpu_ops.h)
   const ModelConfig& config() const override { return config_; }
   std::unique_ptr<KvCache> NewCache() override;
   int64_t kv_capacity_tokens() const override { return kv_pool_.capacity_tokens(); }

@@ -1,9 +1,12 @@
-// The CPU engine against Hugging Face transformers: logits of every prompt position and
-// 48 greedy tokens per prompt, from ../shared/models/*/reference*.
+// Every backend this machine runs, against Hugging Face transformers: logits of every prompt
+// position and 48 greedy tokens per prompt, from ../shared/models/*/reference*. Then the
+// backend contract's errors, and the KV pool.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <unistd.h>
 
+#include "engine/backends/registry.h"
 #include "engine/serving/generator.h"
 #include "engine/serving/model.h"
 #include "engine/model/safetensors.h"
@@ -43,18 +46,19 @@ double RelativeL2(const float* got, const float* want, size_t n) {
   return std::sqrt(diff / norm);
 }
 
-std::unique_ptr<Model> LoadOrDie(const std::filesystem::path& dir) {
-  auto model = Model::Load(dir);
+std::unique_ptr<Model> LoadOrDie(const std::filesystem::path& dir, const ModelOptions& options = {}) {
+  auto model = Model::Load(dir, options);
   EXPECT_TRUE(model.ok()) << model.status();
   return model.ok() ? *std::move(model) : nullptr;
 }
 
-class ReferenceModelTest : public ::testing::TestWithParam<std::string> {
+// (fixture model, backend)
+class ReferenceModelTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
  protected:
   void SetUp() override {
     GRINQH_REQUIRE_SHARED();
-    dir_ = testing::SharedDir() / "models" / GetParam();
-    model_ = LoadOrDie(dir_);
+    dir_ = testing::SharedDir() / "models" / std::get<0>(GetParam());
+    model_ = LoadOrDie(dir_, {.name = std::get<1>(GetParam())});
     ASSERT_NE(model_, nullptr);
     prompts_ = ReadReference(dir_);
     ASSERT_FALSE(prompts_.empty());
@@ -120,7 +124,14 @@ TEST_P(ReferenceModelTest, BatchedForwardMatchesSeparateCalls) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(FixtureModels, ReferenceModelTest, ::testing::Values("tiny-llama3", "small-qwen3"));
+INSTANTIATE_TEST_SUITE_P(FixtureModels, ReferenceModelTest,
+                         ::testing::Combine(::testing::Values("tiny-llama3", "small-qwen3"),
+                                            ::testing::ValuesIn(AvailableBackends())),
+                         [](const auto& param_info) {
+                           std::string name = std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // The bundled default model is tested even without ../shared: the expected ids are
 // Hugging Face transformers' greedy output for this prompt (from the fixture's reference.json).
@@ -204,6 +215,59 @@ TEST_F(BundledModelErrorsTest, OutOfVocabularyIdIsRefusedAndCacheUntouched) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("8192"));
   EXPECT_EQ(cache->length(), 0);
+}
+
+// The KV pool: a step needing more blocks than are free is refused whole (no cache grows),
+// a dropped cache returns its blocks, and Truncate returns the ones past its length.
+TEST(KvPoolTest, AStepThatDoesNotFitIsRefusedAndDroppedCachesReturnTheirBlocks) {
+  auto model = LoadOrDie(testing::SourceDir() / "models" / "tiny-llama3", {.kv_cache_tokens = 64});
+  ASSERT_NE(model, nullptr);
+  Backend& backend = model->backend();
+  const int block = backend.kv_block_tokens();
+  ASSERT_EQ(backend.kv_capacity_tokens(), 64);
+  ASSERT_EQ(64 % block, 0);
+  const std::vector<int32_t> forty(40, 7), thirty(30, 9);
+  std::vector<float> logits;
+
+  auto a = backend.NewCache();
+  const ForwardItem first{a.get(), forty, Logits::kLast};
+  ASSERT_TRUE(backend.Forward({&first, 1}, logits).ok());
+  const int64_t taken = (40 + block - 1) / block * block;
+  EXPECT_EQ(backend.kv_free_tokens(), 64 - taken);
+
+  auto b = backend.NewCache(), c = backend.NewCache();
+  const std::vector<ForwardItem> too_much = {{b.get(), thirty, Logits::kLast}, {c.get(), thirty, Logits::kLast}};
+  const absl::Status refused = backend.Forward(too_much, logits);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("KV pool"));
+  EXPECT_EQ(b->length(), 0);
+  EXPECT_EQ(c->length(), 0);
+  EXPECT_EQ(backend.kv_free_tokens(), 64 - taken);
+
+  a->Truncate(block);  // keeps one block
+  EXPECT_EQ(backend.kv_free_tokens(), 64 - block);
+  a.reset();
+  EXPECT_EQ(backend.kv_free_tokens(), 64);
+  ASSERT_TRUE(backend.Forward(too_much, logits).ok());
+  EXPECT_EQ(b->length(), 30);
+  EXPECT_EQ(c->length(), 30);
+}
+
+// The registry: unknown names are refused naming the backend, and this build's missing
+// CUDA backend says so; auto always gives a backend that runs.
+TEST(BackendRegistryTest, NamesAreCheckedAndAutoRuns) {
+  const auto dir = testing::SourceDir() / "models" / "tiny-llama3";
+  auto unknown = Model::Load(dir, {.name = "tpu"});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()), ::testing::HasSubstr("\"tpu\""));
+  if (std::find(AvailableBackends().begin(), AvailableBackends().end(), "cuda") == AvailableBackends().end()) {
+    auto cuda = Model::Load(dir, {.name = "cuda"});
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  auto automatic = LoadOrDie(dir, {.name = "auto"});
+  ASSERT_NE(automatic, nullptr);
+  EXPECT_NE(std::find(AvailableBackends().begin(), AvailableBackends().end(), std::string(automatic->backend().name())),
+            AvailableBackends().end());
 }
 
 TEST_F(BundledModelErrorsTest, PromptFillingTheContextIsRefused) {
