@@ -1,5 +1,5 @@
 // `grinqh eval`: quality of quantized variants of a model against the model itself,
-// all configurations in one pass over the evaluation text (../shared/DESIGN.md §3).
+// all configurations in one pass over the evaluation text (docs/METHOD.md §3).
 #include <chrono>
 #include <fstream>
 #include <iostream>

@@ -64,7 +64,7 @@ struct ForwardItem {
 // KV cache are not counted): per token, each product counts the stored bytes it needs —
 // a dense matrix whole, a layer in planes every plane and parameter at full depth, and a
 // graded row the planes of its channels' levels plus the scales and zeros of every group
-// it touches (DESIGN.md §2.5, honest accounting). Summed over the item's tokens.
+// it touches (docs/METHOD.md §2.5, honest accounting). Summed over the item's tokens.
 struct ForwardStats {
   uint64_t weight_bytes = 0;  // everything above
   uint64_t plane_bytes = 0;   // of which bit planes of graded rows

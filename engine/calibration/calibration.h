@@ -57,7 +57,7 @@ std::vector<float> LevelThresholds(std::span<const float> weights, const quant::
 // Consecutive, non-overlapping windows of `length` tokens, at most `max_windows` of them.
 std::vector<std::vector<int32_t>> MakeWindows(std::span<const int32_t> ids, int length, int max_windows);
 // The same over a text file, tokenized by the model's tokenizer without special tokens
-// (DESIGN.md §3). Empty when the text is shorter than one window.
+// (docs/METHOD.md §3). Empty when the text is shorter than one window.
 absl::StatusOr<std::vector<std::vector<int32_t>>> TextWindows(const Model& model, const std::filesystem::path& path,
                                                               int length, int max_windows);
 

@@ -1,4 +1,4 @@
-// Fitting GRINQH's decode schedules on calibration text (DESIGN.md §2: "a schedule maps a
+// Fitting GRINQH's decode schedules on calibration text (docs/METHOD.md §2: "a schedule maps a
 // target average bit width B to ... per layer; fitted offline to minimize output error").
 //
 // Two passes over the calibration windows, on the unquantized model:

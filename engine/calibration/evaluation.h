@@ -1,5 +1,5 @@
 // Quality of a quantized model against its reference, per the protocol of
-// ../shared/DESIGN.md §3: perplexity of the next token, KL(reference ‖ candidate) of the
+// docs/METHOD.md §3: perplexity of the next token, KL(reference ‖ candidate) of the
 // next-token distributions, and how often the two argmaxes agree.
 #pragma once
 
@@ -29,7 +29,7 @@ struct EvalStats {
 void ScoreWindow(std::span<const float> reference, std::span<const float> candidate,
                  std::span<const int32_t> tokens, int vocab, EvalStats& stats);
 
-// Honest accounting (DESIGN.md §2.5): bits per weight = bytes × 8 / weights, over every
+// Honest accounting (docs/METHOD.md §2.5): bits per weight = bytes × 8 / weights, over every
 // quantized linear layer (the LM head included), everything the step reads counted.
 struct BitsAccount {
   double bytes = 0;

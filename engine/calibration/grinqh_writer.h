@@ -32,7 +32,7 @@ struct GrinqhQuantizeOptions {
   // the model-wide target); gptq and awq need it.
   std::filesystem::path calib;
   int calib_windows = 64;   // the first windows of the text,
-  int window_tokens = 512;  // of this many tokens each (DESIGN.md §3)
+  int window_tokens = 512;  // of this many tokens each (docs/METHOD.md §3)
   ScheduleFitOptions schedule;
   int num_threads = 0;  // 0: one per core
 };

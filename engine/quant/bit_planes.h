@@ -2,7 +2,7 @@
 // reading level b of input channel k is one contiguous run of exactly b bit planes.
 //
 // Decode grades every input channel k to its own level b_k (0..8) each step, and its
-// speed is the bytes it reads, so the layout must let it read only those bits (DESIGN.md
+// speed is the bytes it reads, so the layout must let it read only those bits (docs/METHOD.md
 // §2, point 4). Output rows are cut into tiles of `tile_rows` rows (zero-code padding at
 // the end); for tile t, channel k and plane j (j = 0 the most significant bit) the store
 // holds tile_rows/8 bytes whose bit i (LSB first) is bit (7 − j) of the code of row
