@@ -49,7 +49,7 @@ absl::Status AddPlainTensors(const Checkpoint& checkpoint, const std::set<std::s
   for (const std::string& name : checkpoint.Names()) {
     if (quantized.count(name) || name == "lm_head.weight") continue;
     GRINQH_ASSIGN_OR_RETURN(const TensorView t, checkpoint.Get(name));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(name, ToGrinqhDType(t.dtype), t.shape, {t.data, t.nbytes},
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(name, t.dtype, t.shape, {t.data, t.nbytes},
                                             GrinqhFileWriter::Storage::kReference));
   }
   return absl::OkStatus();
@@ -141,7 +141,7 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
     nested.channel_scale = std::move(store.channel_scale);
     const std::string prefix = GrinqhLayerPrefix(linears[i].name);
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes[i], GrinqhFileWriter::Storage::kReference));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {m.cols},
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", DType::kF16, {m.cols},
                                             Bytes(nested.channel_scale), GrinqhFileWriter::Storage::kReference));
     quantized.insert(linears[i].name);
     if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
@@ -191,7 +191,7 @@ absl::Status QuantizeBaseline(const Model& model, const GrinqhQuantizeOptions& o
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes.back(), GrinqhFileWriter::Storage::kReference));
     if (!input_scales.empty()) {
       stores.vectors.emplace_back(input_scales.begin(), input_scales.end());
-      GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".input_scale", GrinqhDType::kF32, {q.cols},
+      GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".input_scale", DType::kF32, {q.cols},
                                               Bytes(stores.vectors.back()), GrinqhFileWriter::Storage::kReference));
     }
     quantized.insert(layer.name);

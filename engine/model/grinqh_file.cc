@@ -34,7 +34,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 // absl::StrCat takes Debian's absl::string_view, not std::string_view.
-std::string DTypeStr(GrinqhDType dtype) { return std::string(GrinqhDTypeName(dtype)); }
+std::string DTypeStr(DType dtype) { return std::string(DTypeName(dtype)); }
 
 uint64_t ReadLE(const std::byte* p, int n) {
   uint64_t v = 0;
@@ -176,14 +176,14 @@ std::string ParseEntry(const json& j, GrinqhTensor& t, uint64_t& offset) {
     if (!j.contains(key)) return absl::StrCat("missing \"", key, "\"");
   }
   const json& jdtype = j["dtype"];
-  std::optional<GrinqhDType> dtype;
-  if (jdtype.is_string()) dtype = ParseGrinqhDType(jdtype.get<std::string>());
+  std::optional<DType> dtype;
+  if (jdtype.is_string()) dtype = ParseDType(jdtype.get<std::string>());
   if (!dtype)
     return absl::StrCat("unknown dtype ", Snippet(jdtype), " (known: U8, U16, F16, BF16, F32)");
   t.dtype = *dtype;
   const json& jshape = j["shape"];
   if (!jshape.is_array()) return absl::StrCat("\"shape\" is ", Snippet(jshape), ", not an array");
-  uint64_t need = GrinqhDTypeSize(*dtype);
+  uint64_t need = DTypeSize(*dtype);
   for (size_t i = 0; i < jshape.size(); ++i) {
     std::optional<uint64_t> dim = AsU64(jshape[i]);
     if (!dim || *dim > static_cast<uint64_t>(INT64_MAX)) {
@@ -323,69 +323,6 @@ class DurableWriter {
 
 }  // namespace
 
-std::string_view GrinqhDTypeName(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kU8:
-      return "U8";
-    case GrinqhDType::kU16:
-      return "U16";
-    case GrinqhDType::kF16:
-      return "F16";
-    case GrinqhDType::kBF16:
-      return "BF16";
-    case GrinqhDType::kF32:
-      return "F32";
-  }
-  return "?";
-}
-
-size_t GrinqhDTypeSize(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kU8:
-      return 1;
-    case GrinqhDType::kU16:
-    case GrinqhDType::kF16:
-    case GrinqhDType::kBF16:
-      return 2;
-    case GrinqhDType::kF32:
-      return 4;
-  }
-  return 0;
-}
-
-std::optional<GrinqhDType> ParseGrinqhDType(std::string_view name) {
-  for (GrinqhDType d : {GrinqhDType::kU8, GrinqhDType::kU16, GrinqhDType::kF16, GrinqhDType::kBF16,
-                        GrinqhDType::kF32}) {
-    if (name == GrinqhDTypeName(d)) return d;
-  }
-  return std::nullopt;
-}
-
-GrinqhDType ToGrinqhDType(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return GrinqhDType::kF32;
-    case DType::kF16:
-      return GrinqhDType::kF16;
-    case DType::kBF16:
-      return GrinqhDType::kBF16;
-  }
-  return GrinqhDType::kF32;
-}
-
-std::optional<DType> ToFloatDType(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kF32:
-      return DType::kF32;
-    case GrinqhDType::kF16:
-      return DType::kF16;
-    case GrinqhDType::kBF16:
-      return DType::kBF16;
-    default:
-      return std::nullopt;
-  }
-}
-
 int64_t GrinqhTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;  // validated at open: the byte count fits in 64 bits
@@ -468,15 +405,15 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
   const auto fits_int = [](const std::vector<int64_t>& shape) {
     return std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d <= INT32_MAX; });
   };
-  if (planes->dtype != GrinqhDType::kU8 || planes->shape.size() != 4 || !fits_int(planes->shape)) {
+  if (planes->dtype != DType::kU8 || planes->shape.size() != 4 || !fits_int(planes->shape)) {
     return bad(absl::StrCat(".planes is ", DTypeStr(planes->dtype), " ", ShapeString(planes->shape),
                             ", not U8 [tiles, cols, planes, tile_rows/8]"));
   }
-  if (scales->dtype != GrinqhDType::kF16 || scales->shape.size() != 2 || !fits_int(scales->shape)) {
+  if (scales->dtype != DType::kF16 || scales->shape.size() != 2 || !fits_int(scales->shape)) {
     return bad(absl::StrCat(".scales is ", DTypeStr(scales->dtype), " ", ShapeString(scales->shape),
                             ", not F16 [rows, groups]"));
   }
-  if (zeros->dtype != GrinqhDType::kU8 || zeros->shape != scales->shape) {
+  if (zeros->dtype != DType::kU8 || zeros->shape != scales->shape) {
     return bad(absl::StrCat(".zeros is ", DTypeStr(zeros->dtype), " ", ShapeString(zeros->shape),
                             ", not U8 [rows, groups] matching .scales"));
   }
@@ -505,7 +442,7 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
 // ---------------------------------------------------------------------------------------
 // GrinqhFileWriter
 
-absl::Status GrinqhFileWriter::AddTensor(std::string_view name, GrinqhDType dtype,
+absl::Status GrinqhFileWriter::AddTensor(std::string_view name, DType dtype,
                                          std::vector<int64_t> shape,
                                          std::span<const std::byte> bytes, Storage storage) {
   if (name.empty() || !IsUtf8(name)) {
@@ -518,7 +455,7 @@ absl::Status GrinqhFileWriter::AddTensor(std::string_view name, GrinqhDType dtyp
           absl::StrCat("grinqh writer: tensor ", Quote(name), " added twice"));
     }
   }
-  uint64_t need = GrinqhDTypeSize(dtype);
+  uint64_t need = DTypeSize(dtype);
   for (int64_t d : shape) {
     if (d < 0 || __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need)) {
       return absl::InvalidArgumentError(
@@ -545,12 +482,12 @@ absl::Status GrinqhFileWriter::AddBitPlanes(std::string_view prefix, const BitPl
   const BitPlaneShape& s = m.shape;
   GRINQH_RETURN_IF_ERROR(MakeBitPlaneView(s, m.planes, m.scales, m.zeros).status());
   const std::string p(prefix);
-  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".planes", GrinqhDType::kU8,
+  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".planes", DType::kU8,
                                    {s.tiles(), s.cols, s.stored_planes, s.tile_rows / 8},
                                    std::as_bytes(std::span(m.planes)), storage));
-  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".scales", GrinqhDType::kF16, {s.rows, s.groups()},
+  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".scales", DType::kF16, {s.rows, s.groups()},
                                    std::as_bytes(std::span(m.scales)), storage));
-  return AddTensor(p + ".zeros", GrinqhDType::kU8, {s.rows, s.groups()},
+  return AddTensor(p + ".zeros", DType::kU8, {s.rows, s.groups()},
                    std::as_bytes(std::span(m.zeros)), storage);
 }
 

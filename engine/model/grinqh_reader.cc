@@ -151,9 +151,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   std::map<std::string, BitPlaneView> stores;  // by weight name: graded layers view them again below
   const auto lookup = [&](const std::string& name) -> absl::StatusOr<TensorView> {
     if (const GrinqhTensor* t = file.Find(name)) {
-      const std::optional<DType> dtype = ToFloatDType(t->dtype);
-      if (!dtype) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
-      return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
+      if (!IsFloat(t->dtype)) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
+      return TensorView{name, t->dtype, t->shape, t->data, t->nbytes};
     }
     const std::string prefix = GrinqhLayerPrefix(name);
     GRINQH_ASSIGN_OR_RETURN(const BitPlaneView planes, file.BitPlanes(prefix, group_size, code_bits));
@@ -161,7 +160,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
     GRINQH_ASSIGN_OR_RETURN(std::vector<float> dense, DequantizeLevel(planes, planes.shape.stored_planes));
     if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
       const int cols = planes.shape.cols;
-      if (s->dtype != GrinqhDType::kF32 || s->shape != std::vector<int64_t>{cols}) {
+      if (s->dtype != DType::kF32 || s->shape != std::vector<int64_t>{cols}) {
         return absl::InvalidArgumentError(absl::StrCat("tensor \"", prefix, ".input_scale\" must be F32 [", cols, "]"));
       }
       const auto scale = s->as<float>();
@@ -192,7 +191,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
       const std::string scale_name = GrinqhLayerPrefix(l.name) + ".channel_scale";
       auto scale = file.Get(scale_name);
       if (!scale.ok()) return context(scale.status());
-      if ((*scale)->dtype != GrinqhDType::kF16 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
+      if ((*scale)->dtype != DType::kF16 || (*scale)->shape != std::vector<int64_t>{l.matrix->cols}) {
         return context(absl::InvalidArgumentError(
             absl::StrCat("tensor \"", scale_name, "\" must be F16 [", l.matrix->cols, "]")));
       }

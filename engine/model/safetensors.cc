@@ -50,13 +50,6 @@ std::optional<uint64_t> AsU64(const json& j) {
   return std::nullopt;
 }
 
-std::optional<DType> ParseDType(std::string_view name) {
-  if (name == "F32") return DType::kF32;
-  if (name == "F16") return DType::kF16;
-  if (name == "BF16") return DType::kBF16;
-  return std::nullopt;
-}
-
 absl::Status WithContext(const absl::Status& status, absl::string_view context) {
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
@@ -101,29 +94,6 @@ json ParseJsonNoDuplicates(const char* begin, const char* end, std::string* dupl
 }
 
 }  // namespace
-
-std::string_view DTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "F32";
-    case DType::kF16:
-      return "F16";
-    case DType::kBF16:
-      return "BF16";
-  }
-  return "?";
-}
-
-size_t DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return 4;
-    case DType::kF16:
-    case DType::kBF16:
-      return 2;
-  }
-  return 0;
-}
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
@@ -269,7 +239,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     }
     const std::string dtype_name = jdtype.get<std::string>();
     std::optional<DType> dtype = ParseDType(dtype_name);
-    if (!dtype) {
+    if (!dtype || !IsFloat(*dtype)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": tensor ", Quote(name),
                                                      ": unsupported dtype ", Quote(dtype_name),
                                                      " (supported: F32, F16, BF16)"));

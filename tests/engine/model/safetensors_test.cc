@@ -358,7 +358,7 @@ TEST_F(SafetensorsTest, NegativeDimension) {
 }
 
 TEST_F(SafetensorsTest, UnsupportedDTypeNamed) {
-  for (const char* dtype : {"I8", "F8_E4M3", "F64", "bf16", "Q4_K"}) {
+  for (const char* dtype : {"I8", "F8_E4M3", "F64", "bf16", "Q4_K", "U8", "U16"}) {
     std::string msg = OpenExpectingError(
         OneEntry(std::string(R"({"dtype":")") + dtype + R"(","shape":[4],"data_offsets":[0,4]})"),
         absl::StatusCode::kInvalidArgument);
