@@ -5,13 +5,13 @@
 #include "engine/quant/awq.h"
 #include "engine/quant/bit_planes.h"
 #include "engine/base/file_util.h"
+#include "engine/base/json.h"
 #include "engine/model/grinqh_file.h"
 #include "engine/quant/gptq.h"
 #include "engine/calibration/grinqh_writer.h"
 #include "engine/model/model.h"
 #include "engine/quant/quant.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -29,7 +29,7 @@ std::span<const std::byte> Bytes(const std::vector<T>& v) { return std::as_bytes
 // Config (the LM head untied: it is stored quantized on its own), tokenizer, generation config.
 absl::Status AddModelSections(const std::filesystem::path& hf_dir, GrinqhFileWriter& writer) {
   GRINQH_ASSIGN_OR_RETURN(const std::string config_text, ReadFileToString(hf_dir / "config.json"));
-  json config = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
+  GRINQH_ASSIGN_OR_RETURN(json config, ParseStrictJson(config_text, "config.json"));
   if (!config.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
   config["tie_word_embeddings"] = false;
   GRINQH_RETURN_IF_ERROR(writer.SetSection("config", config.dump()));

@@ -9,13 +9,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -48,35 +47,6 @@ std::optional<uint64_t> AsU64(const json& j) {
   if (j.is_number_integer() && j.get<int64_t>() >= 0)
     return static_cast<uint64_t>(j.get<int64_t>());
   return std::nullopt;
-}
-
-// The deepest nesting a metadata value may have. nlohmann's dump (and so every error
-// message and section accessor) recurses once per level, so without a bound a hostile
-// file of a million '[' would overflow the stack. Real sections are a few levels deep.
-constexpr int kMaxJsonDepth = 128;
-
-// Parses JSON as the format allows it, setting `fault` (empty when none) for a key repeated
-// within one object (nlohmann would keep the last silently, so a second entry for a tensor
-// could hide the first) or nesting deeper than kMaxJsonDepth. Throws json::exception when
-// the text is not JSON.
-json ParseStrict(std::string_view text, std::string* fault) {
-  std::vector<std::set<std::string>> keys;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (!fault->empty()) return false;  // refused: build nothing more
-    if (depth > kMaxJsonDepth) {
-      *fault = absl::StrCat("nests deeper than ", kMaxJsonDepth, " levels");
-      return false;
-    }
-    if (event == json::parse_event_t::object_start) keys.emplace_back();
-    if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (event == json::parse_event_t::key && !keys.empty() &&
-        !keys.back().insert(parsed.get<std::string>()).second) {
-      *fault = absl::StrCat("has the key ", Quote(parsed.get<std::string>()), " twice");
-      return false;
-    }
-    return true;
-  };
-  return json::parse(text.begin(), text.end(), callback);
 }
 
 // A JSON value for an error message: compact, and cut short when long.
@@ -143,14 +113,9 @@ absl::StatusOr<uint64_t> CheckHeader(const Source& src) {
 
 // The metadata object, with "format_version" and "tensors" checked.
 absl::StatusOr<json> ParseMetadata(const Source& src, std::string_view text) {
-  json meta;
-  std::string fault;
-  try {
-    meta = ParseStrict(text, &fault);
-  } catch (const json::exception& e) {
-    return src.Corrupt(absl::StrCat("metadata is not valid JSON: ", e.what()));
-  }
-  if (!fault.empty()) return src.Corrupt(absl::StrCat("metadata ", fault));
+  absl::StatusOr<json> parsed = ParseStrictJson(text, "metadata");
+  if (!parsed.ok()) return src.Corrupt(parsed.status().message());
+  json meta = *std::move(parsed);
   if (!meta.is_object())
     return src.Corrupt(absl::StrCat("metadata is a JSON ", meta.type_name(), ", not an object"));
   auto fv = meta.find("format_version");
@@ -502,17 +467,8 @@ absl::Status GrinqhFileWriter::CheckSectionName(std::string_view name) const {
 absl::Status GrinqhFileWriter::SetSection(std::string_view name, std::string_view json_text) {
   GRINQH_RETURN_IF_ERROR(CheckSectionName(name));
   // Held to the reader's rules, so that the writer never writes a file the reader refuses.
-  json value;
-  std::string fault;
-  try {
-    value = ParseStrict(json_text, &fault);
-  } catch (const json::exception& e) {
-    fault = absl::StrCat("is not valid JSON: ", e.what());
-  }
-  if (!fault.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grinqh writer: section ", Quote(name), " ", fault));
-  }
+  GRINQH_ASSIGN_OR_RETURN(const json value,
+                          ParseStrictJson(json_text, absl::StrCat("grinqh writer: section ", Quote(name))));
   sections_[std::string(name)] = value.dump();
   return absl::OkStatus();
 }

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/model/model.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -22,7 +22,8 @@ absl::Status InFile(const std::filesystem::path& path, const absl::Status& s) {
 // The "quantization" section: a method this reader knows, with integer group_size and
 // max_bits (and bits, = max_bits, for a fixed-width baseline).
 absl::StatusOr<GrinqhFileSummary> ParseQuantization(const GrinqhFile& file) {
-  const json q = json::parse(file.Section("quantization").value_or(""), nullptr, false);
+  // The file parsed its sections strictly; a missing one parses to null, refused below.
+  const json q = ParseStrictJson(file.Section("quantization").value_or(""), "quantization").value_or(json());
   const auto integer = [&](const char* key) { return q.contains(key) && q[key].is_number_integer(); };
   if (!q.is_object() || !integer("group_size") || !integer("max_bits")) {
     return absl::InvalidArgumentError(
@@ -54,7 +55,7 @@ absl::StatusOr<std::vector<LayerSchedule>> ParseSchedules(const GrinqhFile& file
   std::vector<LayerSchedule> schedules(linears.size());
   const std::optional<std::string> text = file.Section("schedules");
   if (!text) return schedules;
-  const json s = json::parse(*text, nullptr, false);
+  const json s = ParseStrictJson(*text, "schedules").value_or(json());
   const auto bad = [](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("\"schedules\": ", why));
   };
@@ -109,7 +110,7 @@ absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path&
   if (!file.ok()) return file.status();
   auto summary = ParseQuantization(**file);
   if (!summary.ok()) return InFile(path, summary.status());
-  const json s = json::parse((*file)->Section("schedules").value_or("{}"), nullptr, false);
+  const json s = ParseStrictJson((*file)->Section("schedules").value_or("{}"), "schedules").value_or(json());
   if (s.is_object() && s.contains("model_targets") && s["model_targets"].is_array()) {
     for (const json& t : s["model_targets"]) {
       if (t.is_number()) summary->schedule_targets.push_back(t.get<float>());

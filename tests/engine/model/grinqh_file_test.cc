@@ -386,6 +386,8 @@ TEST_F(GrinqhFileTest, WriterRefusesBadInputAndLeavesNoTemporaryFile) {
   EXPECT_FALSE(w.AddTensor("bad\xff", DType::kU8, {0}, {}).ok());  // not UTF-8
   EXPECT_THAT(w.SetSection("config", "{not json").message(), HasSubstr("not valid JSON"));
   EXPECT_THAT(w.SetSection("config", R"({"a": 1, "a": 2})").message(), HasSubstr("twice"));
+  EXPECT_THAT(w.SetSection("config", R"({"a": [1, {"b": 1, "b": 2}]})").message(),
+              HasSubstr("section \"config\" has the key \"b\" twice (at /a/1/b)"));
   EXPECT_THAT(w.SetSection("config", std::string(200, '[') + std::string(200, ']')).message(),
               HasSubstr("deeper"));
   EXPECT_FALSE(w.SetSection("tensors", "{}").ok());
@@ -457,6 +459,8 @@ TEST_F(GrinqhFileTest, RefusesMalformedMetadata) {
                 {"nests deeper than 128 levels"});
   ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "config": 1, "config": 2})", ""),
                 {"\"config\" twice"});
+  ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "config": {"a": [{"b": 1, "b": 2}]}})", ""),
+                {"metadata has the key \"b\" twice (at /config/a/0/b)"});
 }
 
 TEST_F(GrinqhFileTest, RefusesBadTensorEntries) {

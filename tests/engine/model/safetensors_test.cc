@@ -312,6 +312,12 @@ TEST_F(SafetensorsTest, DuplicateTensorName) {
   EXPECT_THAT(msg, AllOf(HasSubstr("\"w\""), HasSubstr("twice")));
 }
 
+TEST_F(SafetensorsTest, DuplicateKeyAtAnyDepth) {
+  std::string msg = OpenExpectingError(RawFile(R"({"__metadata__": {"format": "pt", "format": "np"}})", ""),
+                                       absl::StatusCode::kDataLoss);
+  EXPECT_THAT(msg, AllOf(HasSubstr("header has the key \"format\" twice"), HasSubstr("/__metadata__/format")));
+}
+
 TEST_F(SafetensorsTest, EntryNotObject) {
   std::string msg = OpenExpectingError(OneEntry("[1,2]"), absl::StatusCode::kDataLoss);
   EXPECT_THAT(msg, AllOf(HasSubstr("tensor \"w\""), HasSubstr("not an object")));
