@@ -15,10 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-absl::Status InFile(const std::filesystem::path& path, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat(path.string(), ": ", s.message()));
-}
-
 // The "quantization" section: a method this reader knows, with integer group_size and
 // max_bits (and bits, = max_bits, for a fixed-width baseline).
 absl::StatusOr<GrinqhFileSummary> ParseQuantization(const GrinqhFile& file) {
@@ -109,7 +105,7 @@ absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path&
   auto file = GrinqhFile::Open(path, /*verify_checksums=*/false);
   if (!file.ok()) return file.status();
   auto summary = ParseQuantization(**file);
-  if (!summary.ok()) return InFile(path, summary.status());
+  if (!summary.ok()) return WithContext(summary.status(), path.string());
   const json s = ParseStrictJson((*file)->Section("schedules").value_or("{}"), "schedules").value_or(json());
   if (s.is_object() && s.contains("model_targets") && s["model_targets"].is_array()) {
     for (const json& t : s["model_targets"]) {
@@ -125,7 +121,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::LoadGrinqh(const std::filesystem::
   model->options_ = options;
   GRINQH_ASSIGN_OR_RETURN(model->grinqh_file_, GrinqhFile::Open(path));
   const GrinqhFile& file = *model->grinqh_file_;
-  const auto context = [&](const absl::Status& s) { return InFile(path, s); };
+  const auto context = [&](const absl::Status& s) { return WithContext(s, path.string()); };
 
   auto summary = ParseQuantization(file);
   if (!summary.ok()) return context(summary.status());

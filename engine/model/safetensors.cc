@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/base/file_util.h"
 #include "engine/base/json.h"
+#include "engine/base/status_macros.h"
 
 namespace grinqh {
 namespace {
@@ -47,10 +48,6 @@ std::optional<uint64_t> AsU64(const json& j) {
     if (v >= 0) return static_cast<uint64_t>(v);
   }
   return std::nullopt;
-}
-
-absl::Status WithContext(const absl::Status& status, absl::string_view context) {
-  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
 
 }  // namespace
