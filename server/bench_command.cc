@@ -21,11 +21,7 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-}  // namespace
-
-absl::Status RunBench(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags,
-                          Flags::Parse(args, {"model", "prompt-tokens", "decode-tokens", "repeat", "threads", "backend", "bits"}, {"json"}));
+absl::Status RunBench(const Flags& flags) {
   if (!flags.Has("model")) return absl::InvalidArgumentError("--model is required");
   int prompt_tokens = 128, decode_tokens = 128, repeat = 5;
   ModelOptions options;
@@ -89,6 +85,22 @@ absl::Status RunBench(const std::vector<std::string>& args) {
         prefill, prompt_tokens, decode, decode_tokens, bytes / 1e6, bytes * decode / 1e9, repeat);
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& BenchCommand() {
+  static const Command command{{"bench", "prefill and decode speed",
+                                {kModelFlag,
+                                 {"prompt-tokens", "N", "prompt length (128)"},
+                                 {"decode-tokens", "N", "tokens decoded per run (128)"},
+                                 {"repeat", "N", "runs; the median is reported (5)"},
+                                 kThreadsFlag,
+                                 kBackendFlag,
+                                 kDecodeBitsFlag,
+                                 {"json", "", "print the results as JSON"}}},
+                               RunBench};
+  return command;
 }
 
 }  // namespace grinqh

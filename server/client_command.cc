@@ -29,13 +29,7 @@ absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-}  // namespace
-
-absl::Status RunClient(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags,
-                          Flags::Parse(args, {"server", "prompt", "user", "system", "max-tokens", "temperature", "top-k",
-                                              "top-p", "seed", "stop", "tier", "bits", "min-bits", "timeout"},
-                                       {"models"}));
+absl::Status RunClient(const Flags& flags) {
   const std::string server = flags.String("server").value_or("localhost:50051");
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = v1::InferenceService::NewStub(channel);
@@ -104,6 +98,31 @@ absl::Status RunClient(const std::vector<std::string>& args) {
                                usage.tier().empty() ? "" : absl::StrCat(" (tier ", usage.tier(), ")"),
                                usage.precision_note().empty() ? "" : absl::StrCat("; ", usage.precision_note()));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& ClientCommand() {
+  static const Command command{
+      {"client",
+       "stream a completion from a running server",
+       {{"server", "HOST:PORT", "the server (localhost:50051)"},
+        {"prompt", "TEXT", "the prompt, as text (or --user for chat)"},
+        {"user", "TEXT", "a chat: the user's message"},
+        {"system", "TEXT", "a chat: the system message"},
+        {"max-tokens", "N", "tokens to generate at most (the server's default)"},
+        {"temperature", "T", "sampling temperature (0: greedy)"},
+        {"top-k", "K", "sample among the K likeliest tokens (0: all)"},
+        {"top-p", "P", "sample among the likeliest tokens of total probability P"},
+        {"seed", "S", "sampling seed"},
+        {"stop", "TEXT", "stop when the completion produces TEXT"},
+        {"tier", "NAME", "a precision tier of the server's config (or --bits)"},
+        {"bits", "B", "average bits per weight read at each decode step"},
+        {"min-bits", "B", "the fewest bits the request accepts"},
+        {"timeout", "SECONDS", "give up after this long"},
+        {"models", "", "list the served models"}}},
+      RunClient};
+  return command;
 }
 
 }  // namespace grinqh

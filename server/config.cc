@@ -251,7 +251,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::
         absl::StrCat(std::string(source), ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg));
   }
   if (absl::Status status = CheckConfig(config); !status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(source), ": ", status.message()));
+    return WithContext(status, source);
   }
   return config;
 }

@@ -13,7 +13,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -111,9 +110,9 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::
 // chunk, the two listeners do not share a port, and the autoscaler's levels are well ordered.
 absl::Status CheckConfig(const ServerConfig& config);
 
-// The command-line flags ApplyOverrides reads (valued flags, without dashes): model, port,
-// metrics-port, host, threads, backend, log-level. Pass them to Flags::Parse.
-const std::set<std::string>& ConfigOverrideFlags();
+// The command-line flags ApplyOverrides reads (valued flags): model, host, port,
+// metrics-port, threads, backend, log-level. `grinqh serve` takes them.
+const std::vector<FlagSpec>& ConfigOverrideFlags();
 // Flags win over the file. Refuses malformed values naming the flag, then runs CheckConfig.
 absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags);
 

@@ -84,10 +84,17 @@ absl::Status CheckConfig(const ServerConfig& c) {
   return CheckAutoscaler(c.autoscaler);
 }
 
-const std::set<std::string>& ConfigOverrideFlags() {
-  static const std::set<std::string> names = {"model", "port", "metrics-port", "host", "threads", "backend",
-                                               "log-level"};
-  return names;
+const std::vector<FlagSpec>& ConfigOverrideFlags() {
+  // Each help line ends with the key the flag overrides.
+  static const std::vector<FlagSpec> flags = {
+      {"model", "PATH", "the model to serve (model.path)"},
+      {"host", "H", "the address to listen on (server.host)"},
+      {"port", "N", "the gRPC port (server.port)"},
+      {"metrics-port", "N", "the /metrics port (metrics.port)"},
+      {"threads", "N", "CPU threads, 0: one per core (model.threads)"},
+      {"backend", "auto|cpu|cuda", "what runs the model (backend)"},
+      {"log-level", "debug|info|warning|error", "the least severe lines logged (log_level)"}};
+  return flags;
 }
 
 namespace {

@@ -102,14 +102,7 @@ void WriteOutputs(const std::vector<Row>& rows, const Flags& flags) {
   if (auto path = flags.String("csv")) std::ofstream(*path) << csv;
 }
 
-}  // namespace
-
-absl::Status RunEval(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(
-      const Flags flags,
-      Flags::Parse(args, {"model", "reference", "text", "calib", "methods", "bits", "ctx", "windows", "calib-windows",
-                          "group-size", "json", "csv", "threads", "backend"},
-                   {}));
+absl::Status RunEval(const Flags& flags) {
   for (const char* required : {"reference", "text"}) {
     if (!flags.Has(required)) return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
   }
@@ -238,6 +231,30 @@ absl::Status RunEval(const std::vector<std::string>& args) {
   }
   WriteOutputs(rows, flags);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& EvalCommand() {
+  static const Command command{
+      {"eval",
+       "quality of quantized variants against the model (PPL, KLD, top-1)",
+       {{"reference", "DIR", "the Hugging Face model the variants are compared with (required)"},
+        {"text", "FILE", "the evaluation text (required)"},
+        {"model", "A.grinqh,B.grinqh", ".grinqh files to evaluate as they are stored"},
+        {"methods", "LIST", "variants to quantize, e.g. rtn:4,gptq:3,awq:2,grinqh:8,grinqh-gains:8,grinqh-curve:8"},
+        {"bits", "LIST", "GRINQH decode targets, in bits per weight (2,2.5,3,4)"},
+        {"calib", "FILE", "calibration text (for gptq, awq and schedules)"},
+        {"ctx", "N", "tokens per window (512)"},
+        {"windows", "N", "evaluation windows at most (128)"},
+        {"calib-windows", "N", "calibration windows at most (64)"},
+        {"group-size", "N", "quantization group size (128)"},
+        kThreadsFlag,
+        kBackendFlag,
+        {"json", "FILE", "write the results as JSON"},
+        {"csv", "FILE", "write the results as CSV"}}},
+      RunEval};
+  return command;
 }
 
 }  // namespace grinqh

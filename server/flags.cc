@@ -1,5 +1,8 @@
 #include "server/flags.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -10,6 +13,10 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args, const s
   Flags flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      flags.help_ = true;
+      return flags;
+    }
     if (arg.rfind("--", 0) != 0) return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
     std::string name = arg.substr(2);
     std::optional<std::string> value;
@@ -31,6 +38,27 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args, const s
     }
   }
   return flags;
+}
+
+absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args, const CommandSpec& command) {
+  std::set<std::string> valued, boolean;
+  for (const FlagSpec& flag : command.flags) (flag.value.empty() ? boolean : valued).insert(flag.name);
+  return Parse(args, valued, boolean);
+}
+
+std::string HelpText(const CommandSpec& command) {
+  std::vector<std::pair<std::string, std::string>> lines;  // "--name VALUE", help
+  for (const FlagSpec& flag : command.flags) {
+    lines.emplace_back(absl::StrCat("--", flag.name, flag.value.empty() ? "" : " ", flag.value), flag.help);
+  }
+  lines.emplace_back("-h, --help", "this text");
+  size_t width = 0;
+  for (const auto& [left, help] : lines) width = std::max(width, left.size());
+  std::string text = absl::StrCat("usage: grinqh ", command.name, " [flags]\n", command.summary, "\n\nflags:\n");
+  for (const auto& [left, help] : lines) {
+    absl::StrAppend(&text, "  ", left, std::string(width + 2 - left.size(), ' '), help, "\n");
+  }
+  return text;
 }
 
 std::optional<std::string> Flags::String(const std::string& name) const {

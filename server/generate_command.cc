@@ -25,13 +25,7 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   return ids;
 }
 
-}  // namespace
-
-absl::Status RunGenerate(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args,
-                             {"model", "prompt", "prompt-ids", "max-tokens", "temperature", "top-k", "top-p",
-                              "seed", "stop", "threads", "backend", "bits"},
-                             {"json", "no-bos"}));
+absl::Status RunGenerate(const Flags& flags) {
   if (!flags.Has("model")) return absl::InvalidArgumentError("--model is required");
   if (flags.Has("prompt") == flags.Has("prompt-ids")) {
     return absl::InvalidArgumentError("give exactly one of --prompt and --prompt-ids");
@@ -96,6 +90,28 @@ absl::Status RunGenerate(const std::vector<std::string>& args) {
               << std::endl;
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& GenerateCommand() {
+  static const Command command{{"generate", "stream a completion from a model",
+                                {kModelFlag,
+                                 {"prompt", "TEXT", "the prompt, as text (or --prompt-ids)"},
+                                 {"prompt-ids", "1,2,3", "the prompt, as token ids"},
+                                 {"max-tokens", "N", "tokens to generate at most (128)"},
+                                 {"temperature", "T", "sampling temperature (0: greedy)"},
+                                 {"top-k", "K", "sample among the K likeliest tokens (0: all)"},
+                                 {"top-p", "P", "sample among the likeliest tokens of total probability P (1)"},
+                                 {"seed", "S", "sampling seed"},
+                                 {"stop", "TEXT", "stop when the completion produces TEXT"},
+                                 kThreadsFlag,
+                                 kBackendFlag,
+                                 kDecodeBitsFlag,
+                                 {"no-bos", "", "do not add the tokenizer's beginning-of-sequence token"},
+                                 {"json", "", "one JSON object per token, then a summary, instead of text"}}},
+                               RunGenerate};
+  return command;
 }
 
 }  // namespace grinqh

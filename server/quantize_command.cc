@@ -37,14 +37,7 @@ class ProgressBar {
   double drawn_ = -1;
 };
 
-}  // namespace
-
-absl::Status RunQuantize(const std::vector<std::string>& args) {
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags,
-                          Flags::Parse(args,
-                                       {"model", "out", "method", "bits", "group-size", "max-bits", "calib",
-                                        "calib-windows", "sensitivity-windows", "threads"},
-                                       {}));
+absl::Status RunQuantize(const Flags& flags) {
   for (const char* required : {"model", "out"}) {
     if (!flags.Has(required)) return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
   }
@@ -71,6 +64,26 @@ absl::Status RunQuantize(const std::vector<std::string>& args) {
   std::cerr << absl::StrFormat("wrote %s in %.1f s\n", *flags.String("out"),
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& QuantizeCommand() {
+  static const Command command{
+      {"quantize",
+       "write a GRINQH model file (nested 8-bit codes, graded at decode), or a baseline's",
+       {{"model", "HF_DIR", "the Hugging Face model to quantize (required)"},
+        {"out", "MODEL.grinqh", "the file to write (required)"},
+        {"method", "M", "grinqh (default), or a fixed-width baseline: rtn, gptq or awq"},
+        {"bits", "N", "a baseline's code width (required with rtn, gptq and awq)"},
+        {"max-bits", "N", "GRINQH: bit planes stored, the deepest decode level (8)"},
+        {"group-size", "N", "input channels per scale and zero (GRINQH 256, baselines 128)"},
+        {"calib", "TEXT", "calibration text (GRINQH fits per-layer schedules to it; gptq and awq calibrate on it)"},
+        {"calib-windows", "N", "calibration windows at most (64)"},
+        {"sensitivity-windows", "N", "windows for the layers' sensitivities (4; 0: none)"},
+        kThreadsFlag}},
+      RunQuantize};
+  return command;
 }
 
 }  // namespace grinqh

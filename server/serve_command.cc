@@ -91,12 +91,7 @@ class AutoscalerThread {
   std::thread thread_;
 };
 
-}  // namespace
-
-absl::Status RunServe(const std::vector<std::string>& args) {
-  std::set<std::string> valued = ConfigOverrideFlags();
-  valued.insert("config");
-  GRINQH_ASSIGN_OR_RETURN(const Flags flags, Flags::Parse(args, valued, {"check-config"}));
+absl::Status RunServe(const Flags& flags) {
   GRINQH_ASSIGN_OR_RETURN(const ServerConfig config, ReadConfig(flags));
   if (flags.Has("check-config")) {
     std::cout << FormatServerConfig(config);
@@ -177,6 +172,22 @@ absl::Status RunServe(const std::vector<std::string>& args) {
   if (metrics_server) metrics_server->Stop();
   log.Info("stopped");
   return absl::OkStatus();
+}
+
+}  // namespace
+
+const Command& ServeCommand() {
+  static const Command command = [] {
+    std::vector<FlagSpec> flags = {
+        {"config", "FILE", "the server's configuration (config/grinqh.yaml when present)"},
+        {"check-config", "", "print the configuration, checked, and exit"}};
+    // Then the flags that win over keys of the file.
+    for (const FlagSpec& flag : ConfigOverrideFlags()) flags.push_back(flag);
+    return Command{{"serve", "the gRPC server (grinqh.v1.InferenceService, health, reflection, /metrics)",
+                    std::move(flags)},
+                   RunServe};
+  }();
+  return command;
 }
 
 }  // namespace grinqh

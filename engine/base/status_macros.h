@@ -1,8 +1,24 @@
-// Early-return helpers for absl::Status / absl::StatusOr, as in Abseil-based codebases.
+// Early-return helpers for absl::Status / absl::StatusOr, as in Abseil-based codebases,
+// and WithContext, which says where an error happened.
 #pragma once
+
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
+namespace grinqh {
+
+// The error with `context` (a file, a shard, a section) before its message,
+// "context: message", and the same code. An OK status stays OK.
+inline absl::Status WithContext(const absl::Status& status, std::string_view context) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(absl::string_view(context.data(), context.size()), ": ", status.message()));
+}
+
+}  // namespace grinqh
 
 #define GRINQH_CONCAT_INNER(a, b) a##b
 #define GRINQH_CONCAT(a, b) GRINQH_CONCAT_INNER(a, b)

@@ -22,13 +22,6 @@
 
 namespace grinqh {
 
-// Output rows per tile of the bit-plane store: a plane of a 256-row tile is 32 bytes, one
-// GPU memory sector, so reading level b of a channel touches b sectors and no more.
-inline constexpr int kGrinqhTileRows = 256;
-// A matrix with fewer rows gets one tile of its own height (rounded up to a multiple of 8),
-// so no padding rows are stored or read.
-inline int GrinqhTileRows(int rows) { return rows >= kGrinqhTileRows ? kGrinqhTileRows : (rows + 7) / 8 * 8; }
-
 // The norm of each input channel's column of a [rows × cols] matrix, rounded to fp16 (as
 // bits): GRINQH's grading statistic c_k (the importance of channel k is |x_k| · c_k).
 std::vector<uint16_t> ColumnNormsF16(std::span<const float> weights, int rows, int cols);

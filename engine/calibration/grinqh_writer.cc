@@ -5,13 +5,13 @@
 #include "engine/quant/awq.h"
 #include "engine/quant/bit_planes.h"
 #include "engine/base/file_util.h"
+#include "engine/base/json.h"
 #include "engine/model/grinqh_file.h"
 #include "engine/quant/gptq.h"
 #include "engine/calibration/grinqh_writer.h"
 #include "engine/serving/model.h"
 #include "engine/quant/quant.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -29,7 +29,7 @@ std::span<const std::byte> Bytes(const std::vector<T>& v) { return std::as_bytes
 // Config (the LM head untied: it is stored quantized on its own), tokenizer, generation config.
 absl::Status AddModelSections(const std::filesystem::path& hf_dir, GrinqhFileWriter& writer) {
   GRINQH_ASSIGN_OR_RETURN(const std::string config_text, ReadFileToString(hf_dir / "config.json"));
-  json config = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
+  GRINQH_ASSIGN_OR_RETURN(json config, ParseStrictJson(config_text, "config.json"));
   if (!config.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
   config["tie_word_embeddings"] = false;
   GRINQH_RETURN_IF_ERROR(writer.SetSection("config", config.dump()));
@@ -49,7 +49,7 @@ absl::Status AddPlainTensors(const Checkpoint& checkpoint, const std::set<std::s
   for (const std::string& name : checkpoint.Names()) {
     if (quantized.count(name) || name == "lm_head.weight") continue;
     GRINQH_ASSIGN_OR_RETURN(const TensorView t, checkpoint.Get(name));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(name, ToGrinqhDType(t.dtype), t.shape, {t.data, t.nbytes},
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(name, t.dtype, t.shape, {t.data, t.nbytes},
                                             GrinqhFileWriter::Storage::kReference));
   }
   return absl::OkStatus();
@@ -144,7 +144,7 @@ absl::Status QuantizeGrinqh(const Model& model, const GrinqhQuantizeOptions& opt
     nested.channel_scale = stores.channel_scales[i];
     const std::string prefix = GrinqhLayerPrefix(linears[i].name);
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes[i], GrinqhFileWriter::Storage::kReference));
-    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", GrinqhDType::kF16, {w.cols()},
+    GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".channel_scale", DType::kF16, {w.cols()},
                                             Bytes(stores.channel_scales[i]), GrinqhFileWriter::Storage::kReference));
     quantized.insert(linears[i].name);
     if (progress) progress("quantizing", double(i + 1) / double(linears.size()));
@@ -194,7 +194,7 @@ absl::Status QuantizeBaseline(const Model& model, const GrinqhQuantizeOptions& o
     GRINQH_RETURN_IF_ERROR(writer.AddBitPlanes(prefix, stores.planes.back(), GrinqhFileWriter::Storage::kReference));
     if (!input_scales.empty()) {
       stores.vectors.emplace_back(input_scales.begin(), input_scales.end());
-      GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".input_scale", GrinqhDType::kF32, {q.cols},
+      GRINQH_RETURN_IF_ERROR(writer.AddTensor(prefix + ".input_scale", DType::kF32, {q.cols},
                                               Bytes(stores.vectors.back()), GrinqhFileWriter::Storage::kReference));
     }
     quantized.insert(layer.name);

@@ -9,13 +9,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -34,7 +33,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 // absl::StrCat takes Debian's absl::string_view, not std::string_view.
-std::string DTypeStr(GrinqhDType dtype) { return std::string(GrinqhDTypeName(dtype)); }
+std::string DTypeStr(DType dtype) { return std::string(DTypeName(dtype)); }
 
 uint64_t ReadLE(const std::byte* p, int n) {
   uint64_t v = 0;
@@ -48,35 +47,6 @@ std::optional<uint64_t> AsU64(const json& j) {
   if (j.is_number_integer() && j.get<int64_t>() >= 0)
     return static_cast<uint64_t>(j.get<int64_t>());
   return std::nullopt;
-}
-
-// The deepest nesting a metadata value may have. nlohmann's dump (and so every error
-// message and section accessor) recurses once per level, so without a bound a hostile
-// file of a million '[' would overflow the stack. Real sections are a few levels deep.
-constexpr int kMaxJsonDepth = 128;
-
-// Parses JSON as the format allows it, setting `fault` (empty when none) for a key repeated
-// within one object (nlohmann would keep the last silently, so a second entry for a tensor
-// could hide the first) or nesting deeper than kMaxJsonDepth. Throws json::exception when
-// the text is not JSON.
-json ParseStrict(std::string_view text, std::string* fault) {
-  std::vector<std::set<std::string>> keys;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (!fault->empty()) return false;  // refused: build nothing more
-    if (depth > kMaxJsonDepth) {
-      *fault = absl::StrCat("nests deeper than ", kMaxJsonDepth, " levels");
-      return false;
-    }
-    if (event == json::parse_event_t::object_start) keys.emplace_back();
-    if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (event == json::parse_event_t::key && !keys.empty() &&
-        !keys.back().insert(parsed.get<std::string>()).second) {
-      *fault = absl::StrCat("has the key ", Quote(parsed.get<std::string>()), " twice");
-      return false;
-    }
-    return true;
-  };
-  return json::parse(text.begin(), text.end(), callback);
 }
 
 // A JSON value for an error message: compact, and cut short when long.
@@ -143,14 +113,9 @@ absl::StatusOr<uint64_t> CheckHeader(const Source& src) {
 
 // The metadata object, with "format_version" and "tensors" checked.
 absl::StatusOr<json> ParseMetadata(const Source& src, std::string_view text) {
-  json meta;
-  std::string fault;
-  try {
-    meta = ParseStrict(text, &fault);
-  } catch (const json::exception& e) {
-    return src.Corrupt(absl::StrCat("metadata is not valid JSON: ", e.what()));
-  }
-  if (!fault.empty()) return src.Corrupt(absl::StrCat("metadata ", fault));
+  absl::StatusOr<json> parsed = ParseStrictJson(text, "metadata");
+  if (!parsed.ok()) return src.Corrupt(parsed.status().message());
+  json meta = *std::move(parsed);
   if (!meta.is_object())
     return src.Corrupt(absl::StrCat("metadata is a JSON ", meta.type_name(), ", not an object"));
   auto fv = meta.find("format_version");
@@ -176,14 +141,14 @@ std::string ParseEntry(const json& j, GrinqhTensor& t, uint64_t& offset) {
     if (!j.contains(key)) return absl::StrCat("missing \"", key, "\"");
   }
   const json& jdtype = j["dtype"];
-  std::optional<GrinqhDType> dtype;
-  if (jdtype.is_string()) dtype = ParseGrinqhDType(jdtype.get<std::string>());
+  std::optional<DType> dtype;
+  if (jdtype.is_string()) dtype = ParseDType(jdtype.get<std::string>());
   if (!dtype)
     return absl::StrCat("unknown dtype ", Snippet(jdtype), " (known: U8, U16, F16, BF16, F32)");
   t.dtype = *dtype;
   const json& jshape = j["shape"];
   if (!jshape.is_array()) return absl::StrCat("\"shape\" is ", Snippet(jshape), ", not an array");
-  uint64_t need = GrinqhDTypeSize(*dtype);
+  uint64_t need = DTypeSize(*dtype);
   for (size_t i = 0; i < jshape.size(); ++i) {
     std::optional<uint64_t> dim = AsU64(jshape[i]);
     if (!dim || *dim > static_cast<uint64_t>(INT64_MAX)) {
@@ -323,69 +288,6 @@ class DurableWriter {
 
 }  // namespace
 
-std::string_view GrinqhDTypeName(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kU8:
-      return "U8";
-    case GrinqhDType::kU16:
-      return "U16";
-    case GrinqhDType::kF16:
-      return "F16";
-    case GrinqhDType::kBF16:
-      return "BF16";
-    case GrinqhDType::kF32:
-      return "F32";
-  }
-  return "?";
-}
-
-size_t GrinqhDTypeSize(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kU8:
-      return 1;
-    case GrinqhDType::kU16:
-    case GrinqhDType::kF16:
-    case GrinqhDType::kBF16:
-      return 2;
-    case GrinqhDType::kF32:
-      return 4;
-  }
-  return 0;
-}
-
-std::optional<GrinqhDType> ParseGrinqhDType(std::string_view name) {
-  for (GrinqhDType d : {GrinqhDType::kU8, GrinqhDType::kU16, GrinqhDType::kF16, GrinqhDType::kBF16,
-                        GrinqhDType::kF32}) {
-    if (name == GrinqhDTypeName(d)) return d;
-  }
-  return std::nullopt;
-}
-
-GrinqhDType ToGrinqhDType(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return GrinqhDType::kF32;
-    case DType::kF16:
-      return GrinqhDType::kF16;
-    case DType::kBF16:
-      return GrinqhDType::kBF16;
-  }
-  return GrinqhDType::kF32;
-}
-
-std::optional<DType> ToFloatDType(GrinqhDType dtype) {
-  switch (dtype) {
-    case GrinqhDType::kF32:
-      return DType::kF32;
-    case GrinqhDType::kF16:
-      return DType::kF16;
-    case GrinqhDType::kBF16:
-      return DType::kBF16;
-    default:
-      return std::nullopt;
-  }
-}
-
 int64_t GrinqhTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;  // validated at open: the byte count fits in 64 bits
@@ -468,15 +370,15 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
   const auto fits_int = [](const std::vector<int64_t>& shape) {
     return std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d <= INT32_MAX; });
   };
-  if (planes->dtype != GrinqhDType::kU8 || planes->shape.size() != 4 || !fits_int(planes->shape)) {
+  if (planes->dtype != DType::kU8 || planes->shape.size() != 4 || !fits_int(planes->shape)) {
     return bad(absl::StrCat(".planes is ", DTypeStr(planes->dtype), " ", ShapeString(planes->shape),
                             ", not U8 [tiles, cols, planes, tile_rows/8]"));
   }
-  if (scales->dtype != GrinqhDType::kF16 || scales->shape.size() != 2 || !fits_int(scales->shape)) {
+  if (scales->dtype != DType::kF16 || scales->shape.size() != 2 || !fits_int(scales->shape)) {
     return bad(absl::StrCat(".scales is ", DTypeStr(scales->dtype), " ", ShapeString(scales->shape),
                             ", not F16 [rows, groups]"));
   }
-  if (zeros->dtype != GrinqhDType::kU8 || zeros->shape != scales->shape) {
+  if (zeros->dtype != DType::kU8 || zeros->shape != scales->shape) {
     return bad(absl::StrCat(".zeros is ", DTypeStr(zeros->dtype), " ", ShapeString(zeros->shape),
                             ", not U8 [rows, groups] matching .scales"));
   }
@@ -505,7 +407,7 @@ absl::StatusOr<BitPlaneView> GrinqhFile::BitPlanes(std::string_view prefix, int 
 // ---------------------------------------------------------------------------------------
 // GrinqhFileWriter
 
-absl::Status GrinqhFileWriter::AddTensor(std::string_view name, GrinqhDType dtype,
+absl::Status GrinqhFileWriter::AddTensor(std::string_view name, DType dtype,
                                          std::vector<int64_t> shape,
                                          std::span<const std::byte> bytes, Storage storage) {
   if (name.empty() || !IsUtf8(name)) {
@@ -518,7 +420,7 @@ absl::Status GrinqhFileWriter::AddTensor(std::string_view name, GrinqhDType dtyp
           absl::StrCat("grinqh writer: tensor ", Quote(name), " added twice"));
     }
   }
-  uint64_t need = GrinqhDTypeSize(dtype);
+  uint64_t need = DTypeSize(dtype);
   for (int64_t d : shape) {
     if (d < 0 || __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need)) {
       return absl::InvalidArgumentError(
@@ -545,12 +447,12 @@ absl::Status GrinqhFileWriter::AddBitPlanes(std::string_view prefix, const BitPl
   const BitPlaneShape& s = m.shape;
   GRINQH_RETURN_IF_ERROR(MakeBitPlaneView(s, m.planes, m.scales, m.zeros).status());
   const std::string p(prefix);
-  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".planes", GrinqhDType::kU8,
+  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".planes", DType::kU8,
                                    {s.tiles(), s.cols, s.stored_planes, s.tile_rows / 8},
                                    std::as_bytes(std::span(m.planes)), storage));
-  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".scales", GrinqhDType::kF16, {s.rows, s.groups()},
+  GRINQH_RETURN_IF_ERROR(AddTensor(p + ".scales", DType::kF16, {s.rows, s.groups()},
                                    std::as_bytes(std::span(m.scales)), storage));
-  return AddTensor(p + ".zeros", GrinqhDType::kU8, {s.rows, s.groups()},
+  return AddTensor(p + ".zeros", DType::kU8, {s.rows, s.groups()},
                    std::as_bytes(std::span(m.zeros)), storage);
 }
 
@@ -565,17 +467,8 @@ absl::Status GrinqhFileWriter::CheckSectionName(std::string_view name) const {
 absl::Status GrinqhFileWriter::SetSection(std::string_view name, std::string_view json_text) {
   GRINQH_RETURN_IF_ERROR(CheckSectionName(name));
   // Held to the reader's rules, so that the writer never writes a file the reader refuses.
-  json value;
-  std::string fault;
-  try {
-    value = ParseStrict(json_text, &fault);
-  } catch (const json::exception& e) {
-    fault = absl::StrCat("is not valid JSON: ", e.what());
-  }
-  if (!fault.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grinqh writer: section ", Quote(name), " ", fault));
-  }
+  GRINQH_ASSIGN_OR_RETURN(const json value,
+                          ParseStrictJson(json_text, absl::StrCat("grinqh writer: section ", Quote(name))));
   sections_[std::string(name)] = value.dump();
   return absl::OkStatus();
 }

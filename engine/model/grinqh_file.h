@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/base/dtype.h"
 #include "engine/quant/bit_planes.h"
 #include "engine/model/safetensors.h"
 
@@ -39,20 +40,12 @@ inline constexpr size_t kGrinqhHeaderBytes = 24;
 inline constexpr size_t kGrinqhDataAlignment = 4096;   // where the data section starts
 inline constexpr size_t kGrinqhTensorAlignment = 256;  // where each tensor starts
 
-// Element types of stored tensors. A superset of the safetensors DType: U8 holds bit
-// planes and zeros, F16 scales and grading statistics (fp16 bits), U16 integer tables.
-enum class GrinqhDType { kU8, kU16, kF16, kBF16, kF32 };
-
-std::string_view GrinqhDTypeName(GrinqhDType dtype);  // "U8", "U16", "F16", "BF16", "F32"
-size_t GrinqhDTypeSize(GrinqhDType dtype);
-std::optional<GrinqhDType> ParseGrinqhDType(std::string_view name);
-GrinqhDType ToGrinqhDType(DType dtype);                // a checkpoint tensor, as stored
-std::optional<DType> ToFloatDType(GrinqhDType dtype);  // back, for the float paths
-
 // A tensor inside an open file. Does not own its bytes: valid while the file is open.
 struct GrinqhTensor {
   std::string name;
-  GrinqhDType dtype = GrinqhDType::kU8;
+  // Any DType: U8 holds bit planes and zeros, F16 scales and grading statistics (fp16
+  // bits), U16 integer tables; plain tensors keep their checkpoint's float type.
+  DType dtype = DType::kU8;
   std::vector<int64_t> shape;
   const std::byte* data = nullptr;  // 256-byte aligned within a page-aligned mapping
   size_t nbytes = 0;
@@ -114,7 +107,7 @@ class GrinqhFileWriter {
   enum class Storage { kCopy, kReference };
 
   // Refuses an empty or repeated name and bytes that do not match shape × dtype size.
-  absl::Status AddTensor(std::string_view name, GrinqhDType dtype, std::vector<int64_t> shape,
+  absl::Status AddTensor(std::string_view name, DType dtype, std::vector<int64_t> shape,
                          std::span<const std::byte> bytes, Storage storage = Storage::kCopy);
   // `{prefix}.planes`, `{prefix}.scales` and `{prefix}.zeros` of a store (see BitPlanes).
   absl::Status AddBitPlanes(std::string_view prefix, const BitPlaneMatrix& matrix,
@@ -131,7 +124,7 @@ class GrinqhFileWriter {
  private:
   struct Pending {
     std::string name;
-    GrinqhDType dtype;
+    DType dtype;
     std::vector<int64_t> shape;
     std::vector<std::byte> owned;
     std::span<const std::byte> bytes;

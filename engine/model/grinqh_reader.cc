@@ -6,22 +6,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/model/model_files.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
 
 using json = nlohmann::json;
 
-absl::Status InFile(const std::filesystem::path& path, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat(path.string(), ": ", s.message()));
-}
-
 // The "quantization" section: a method this reader knows, with integer group_size and
 // max_bits (and bits, = max_bits, for a fixed-width baseline).
 absl::StatusOr<GrinqhFileSummary> ParseQuantization(const GrinqhFile& file) {
-  const json q = json::parse(file.Section("quantization").value_or(""), nullptr, false);
+  // The file parsed its sections strictly; a missing one parses to null, refused below.
+  const json q = ParseStrictJson(file.Section("quantization").value_or(""), "quantization").value_or(json());
   const auto integer = [&](const char* key) { return q.contains(key) && q[key].is_number_integer(); };
   if (!q.is_object() || !integer("group_size") || !integer("max_bits")) {
     return absl::InvalidArgumentError(
@@ -53,7 +50,7 @@ absl::StatusOr<std::vector<LayerSchedule>> ParseSchedules(const GrinqhFile& file
   std::vector<LayerSchedule> schedules(linears.size());
   const std::optional<std::string> text = file.Section("schedules");
   if (!text) return schedules;
-  const json s = json::parse(*text, nullptr, false);
+  const json s = ParseStrictJson(*text, "schedules").value_or(json());
   const auto bad = [](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("\"schedules\": ", why));
   };
@@ -107,8 +104,8 @@ absl::StatusOr<GrinqhFileSummary> ReadGrinqhSummary(const std::filesystem::path&
   auto file = GrinqhFile::Open(path, /*verify_checksums=*/false);
   if (!file.ok()) return file.status();
   auto summary = ParseQuantization(**file);
-  if (!summary.ok()) return InFile(path, summary.status());
-  const json s = json::parse((*file)->Section("schedules").value_or("{}"), nullptr, false);
+  if (!summary.ok()) return WithContext(summary.status(), path.string());
+  const json s = ParseStrictJson((*file)->Section("schedules").value_or("{}"), "schedules").value_or(json());
   if (s.is_object() && s.contains("model_targets") && s["model_targets"].is_array()) {
     for (const json& t : s["model_targets"]) {
       if (t.is_number()) summary->schedule_targets.push_back(t.get<float>());
@@ -121,7 +118,7 @@ absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesyste
   auto model = std::make_unique<ModelFiles>();
   GRINQH_ASSIGN_OR_RETURN(model->grinqh_file, GrinqhFile::Open(path));
   const GrinqhFile& file = *model->grinqh_file;
-  const auto context = [&](const absl::Status& s) { return InFile(path, s); };
+  const auto context = [&](const absl::Status& s) { return WithContext(s, path.string()); };
 
   auto summary = ParseQuantization(file);
   if (!summary.ok()) return context(summary.status());
@@ -147,11 +144,11 @@ absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesyste
   // copies (the CPU backend's fp32 full-depth weights, a GPU's uploaded planes).
   ModelFiles& m = *model;
   const auto lookup = [&](const std::string& name) -> absl::StatusOr<TensorView> {
-    const GrinqhTensor* t = file.Find(name);
-    if (t == nullptr) return absl::NotFoundError(absl::StrCat("no tensor \"", name, "\""));
-    const std::optional<DType> dtype = ToFloatDType(t->dtype);
-    if (!dtype) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
-    return TensorView{name, *dtype, t->shape, t->data, t->nbytes};
+    if (const GrinqhTensor* t = file.Find(name)) {
+      if (!IsFloat(t->dtype)) return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not a float tensor"));
+      return TensorView{name, t->dtype, t->shape, t->data, t->nbytes};
+    }
+    return absl::NotFoundError(absl::StrCat("no tensor \"", name, "\""));
   };
   const auto planes = [&](const std::string& name) -> absl::StatusOr<std::optional<PlaneWeights>> {
     if (file.Find(name) != nullptr) return std::nullopt;  // a plain tensor
@@ -162,13 +159,13 @@ absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesyste
     if (summary->graded()) {
       const std::string scale_name = prefix + ".channel_scale";
       GRINQH_ASSIGN_OR_RETURN(const GrinqhTensor* scale, file.Get(scale_name));
-      if (scale->dtype != GrinqhDType::kF16 || scale->shape != std::vector<int64_t>{cols}) {
+      if (scale->dtype != DType::kF16 || scale->shape != std::vector<int64_t>{cols}) {
         return absl::InvalidArgumentError(absl::StrCat("tensor \"", scale_name, "\" must be F16 [", cols, "]"));
       }
       w.channel_scale = scale->as<uint16_t>();
     }
     if (const GrinqhTensor* s = file.Find(prefix + ".input_scale")) {  // AWQ: W = dequant(q) · diag(1/s)
-      if (s->dtype != GrinqhDType::kF32 || s->shape != std::vector<int64_t>{cols}) {
+      if (s->dtype != DType::kF32 || s->shape != std::vector<int64_t>{cols}) {
         return absl::InvalidArgumentError(absl::StrCat("tensor \"", prefix, ".input_scale\" must be F32 [", cols, "]"));
       }
       w.input_scale = s->as<float>();

@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/base/file_util.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace grinqh {
 namespace {
@@ -156,12 +156,7 @@ class Fields {
 };
 
 absl::StatusOr<json> ParseObject(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(AV(source), ": not valid JSON: ", e.what()));
-  }
+  GRINQH_ASSIGN_OR_RETURN(json j, ParseStrictJson(text, source));
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(AV(source), ": is a JSON ", j.type_name(), ", not an object"));

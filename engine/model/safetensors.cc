@@ -9,13 +9,13 @@
 #include <cerrno>
 #include <limits>
 #include <optional>
-#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/file_util.h"
-#include "nlohmann/json.hpp"
+#include "engine/base/json.h"
+#include "engine/base/status_macros.h"
 
 namespace grinqh {
 namespace {
@@ -50,80 +50,7 @@ std::optional<uint64_t> AsU64(const json& j) {
   return std::nullopt;
 }
 
-std::optional<DType> ParseDType(std::string_view name) {
-  if (name == "F32") return DType::kF32;
-  if (name == "F16") return DType::kF16;
-  if (name == "BF16") return DType::kBF16;
-  return std::nullopt;
-}
-
-absl::Status WithContext(const absl::Status& status, absl::string_view context) {
-  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
-}
-
-// A real header nests three levels (header → tensor → shape); anything far deeper is
-// hostile, and would overflow the stack in nlohmann's recursive dump() of an error.
-constexpr int kMaxJsonDepth = 16;
-
-// Parses JSON text, refusing duplicate object keys at any depth (nlohmann would keep the
-// last one silently; the safetensors format forbids them) and absurd nesting.
-// Throws json::exception.
-json ParseJsonNoDuplicates(const char* begin, const char* end, std::string* duplicate) {
-  std::vector<std::set<std::string>> keys;
-  bool dup = false;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxJsonDepth) {
-      throw json::out_of_range::create(406, absl::StrCat("JSON nests deeper than ", kMaxJsonDepth, " levels"), nullptr);
-    }
-    switch (event) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.empty() && parsed.is_string() && !dup) {
-          if (!keys.back().insert(parsed.get<std::string>()).second) {
-            dup = true;
-            *duplicate = parsed.get<std::string>();
-          }
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json result = json::parse(begin, end, callback, /*allow_exceptions=*/true);
-  if (!dup) duplicate->clear();
-  return result;
-}
-
 }  // namespace
-
-std::string_view DTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "F32";
-    case DType::kF16:
-      return "F16";
-    case DType::kBF16:
-      return "BF16";
-  }
-  return "?";
-}
-
-size_t DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return 4;
-    case DType::kF16:
-    case DType::kBF16:
-      return 2;
-  }
-  return 0;
-}
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
@@ -211,20 +138,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
                                 size, " bytes; truncated?)"));
   }
   const char* header_begin = reinterpret_cast<const char*>(base + 8);
-  const char* header_end = header_begin + header_len;
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = size - data_start;
 
-  json header;
-  std::string duplicate;
-  try {
-    header = ParseJsonNoDuplicates(header_begin, header_end, &duplicate);
-  } catch (const json::exception& e) {
-    return corrupt(absl::StrCat("header is not valid JSON: ", e.what()));
-  }
-  if (!duplicate.empty()) {
-    return corrupt(absl::StrCat("header has the key ", Quote(duplicate), " twice"));
-  }
+  // Repeated keys are refused: the format forbids them (and a second entry for a tensor
+  // could hide the first).
+  absl::StatusOr<json> parsed = ParseStrictJson(std::string_view(header_begin, header_len), "header");
+  if (!parsed.ok()) return corrupt(parsed.status().message());
+  const json& header = *parsed;
   if (!header.is_object()) {
     return corrupt(absl::StrCat("header is a JSON ", JsonTypeName(header), ", not an object"));
   }
@@ -269,7 +190,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     }
     const std::string dtype_name = jdtype.get<std::string>();
     std::optional<DType> dtype = ParseDType(dtype_name);
-    if (!dtype) {
+    if (!dtype || !IsFloat(*dtype)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": tensor ", Quote(name),
                                                      ": unsupported dtype ", Quote(dtype_name),
                                                      " (supported: F32, F16, BF16)"));
@@ -370,17 +291,9 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
     const std::string where = index_path.string();
     auto text = ReadFileToString(index_path);
     if (!text.ok()) return text.status();
-    json index;
-    std::string duplicate;
-    try {
-      index = ParseJsonNoDuplicates(text->data(), text->data() + text->size(), &duplicate);
-    } catch (const json::exception& e) {
-      return absl::DataLossError(absl::StrCat(where, ": not valid JSON: ", e.what()));
-    }
-    if (!duplicate.empty()) {
-      return absl::DataLossError(
-          absl::StrCat(where, ": the key ", Quote(duplicate), " appears twice"));
-    }
+    absl::StatusOr<json> parsed = ParseStrictJson(*text, where);
+    if (!parsed.ok()) return absl::DataLossError(parsed.status().message());
+    const json& index = *parsed;
     if (!index.is_object()) {
       return absl::DataLossError(
           absl::StrCat(where, ": is a JSON ", JsonTypeName(index), ", not an object"));

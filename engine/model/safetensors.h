@@ -17,18 +17,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/base/dtype.h"
 
 namespace grinqh {
-
-enum class DType { kF32, kF16, kBF16 };
-
-std::string_view DTypeName(DType dtype);  // "F32", "F16", "BF16" as safetensors spells them
-size_t DTypeSize(DType dtype);
 
 // A tensor inside a mapped file. Does not own its bytes: valid while the file is open.
 struct TensorView {
   std::string name;
-  DType dtype = DType::kF32;
+  DType dtype = DType::kF32;  // a float type: the loaders refuse others
   std::vector<int64_t> shape;
   const std::byte* data = nullptr;
   size_t nbytes = 0;

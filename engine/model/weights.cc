@@ -93,6 +93,9 @@ void WidenToFloat(DType dtype, const std::byte* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = HalfToFloat(s[i]);
       return;
     }
+    case DType::kU8:
+    case DType::kU16:
+      return;  // never a weight: the loaders refuse tensors that are not float
   }
 }
 

@@ -32,7 +32,13 @@
 
 namespace grinqh {
 
-inline constexpr int kDefaultTileRows = 64;
+// Output rows per tile, as the .grinqh format stores them: a plane of a 256-row tile is 32
+// bytes, one GPU memory sector, so reading level b of a channel touches b sectors and no more.
+inline constexpr int kGrinqhTileRows = 256;
+// The tile height of a matrix of `rows` output rows: kGrinqhTileRows, or for a smaller
+// matrix one tile of its own height (rounded up to a multiple of 8), so no padding rows
+// are stored or read.
+constexpr int GrinqhTileRows(int rows) { return rows >= kGrinqhTileRows ? kGrinqhTileRows : (rows + 7) / 8 * 8; }
 inline constexpr int kCodeBits = 8;  // GRINQH's codes are 8 bits; levels are their prefixes
 inline constexpr size_t kGroupParamBytes = 3;  // per (row, group): an fp16 scale and a one-byte zero
 
@@ -40,7 +46,7 @@ inline constexpr size_t kGroupParamBytes = 3;  // per (row, group): an fp16 scal
 struct BitPlaneShape {
   int rows = 0;                      // output rows (unpadded)
   int cols = 0;                      // input channels
-  int tile_rows = kDefaultTileRows;  // a positive multiple of 8
+  int tile_rows = kGrinqhTileRows;   // a positive multiple of 8
   int stored_planes = kCodeBits;     // 1..code_bits: the deepest level this store can serve
   int group_size = 128;              // input channels per (row, group) scale and zero
   int code_bits = kCodeBits;         // 1..8: the width of the codes whose top planes are kept
@@ -104,7 +110,7 @@ struct BitPlaneMatrix {
 // `max_bits` (1..q.bits; 0 keeps them all). Scales must be fp16-representable and zeros
 // integer codes, as quant.h promises: a value that would change is refused, not rounded.
 absl::StatusOr<BitPlaneMatrix> PackBitPlanes(const quant::QuantizedMatrix& q,
-                                             int tile_rows = kDefaultTileRows,
+                                             int tile_rows = kGrinqhTileRows,
                                              int max_bits = 0);
 
 // The codes at `level` (0..stored_planes), [rows × cols] row-major: the top `level` bits

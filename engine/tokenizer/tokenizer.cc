@@ -40,11 +40,6 @@ namespace {
 constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kMaxCacheEntries = 100000;
 
-// Prefixes an error with the file it came from.
-absl::Status WithContext(const absl::Status& status, const std::string& context) {
-  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/base/json.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/unicode.h"
 
@@ -609,8 +610,7 @@ absl::StatusOr<TokenizerParts> ParseTokenizerJson(std::string_view json_text) {
 }
 
 absl::StatusOr<TokenizerConfig> ParseTokenizerConfig(std::string_view json_text) {
-  const json config = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded()) return Invalid("not valid JSON");
+  GRINQH_ASSIGN_OR_RETURN(const json config, ParseStrictJson(json_text, "tokenizer config"));
   if (!config.is_object()) return Invalid("not a JSON object");
   TokenizerConfig result;
   result.add_bos_token = BoolField(config, "add_bos_token", false);

@@ -44,6 +44,21 @@ expect "both prompts" 2 'exactly one of --prompt and --prompt-ids' -- \
   "$grinqh" generate --model "$model" --prompt x --prompt-ids 1
 expect "unknown command" 2 "unknown command 'fly'" -- "$grinqh" fly
 
+# Every command answers --help (and -h) on stdout, exit 0, listing a flag it takes.
+expect "help lists the commands" 0 'eval .*PPL' -- "$grinqh" --help
+for command_flag in serve:--check-config client:--server generate:--prompt-ids quantize:--max-bits \
+    tokenize:--add-special-tokens bench:--decode-tokens eval:--reference; do
+  command=${command_flag%%:*} flag=${command_flag#*:}
+  expect "$command --help" 0 "^  $flag " -- "$grinqh" "$command" --help
+  expect "$command -h" 0 "usage: grinqh $command" -- "$grinqh" "$command" -h
+done
+if "$grinqh" eval --help 2>/dev/null | grep -q -- '--reference'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "FAIL: eval --help should print its usage on stdout"
+fi
+
 # GRINQH: quantize the bundled model, then decode it at a graded depth.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -241,7 +241,7 @@ TEST(LoadServerConfig, NamesAMissingFile) {
 }
 
 absl::StatusOr<Flags> OverrideFlags(const std::vector<std::string>& args) {
-  return Flags::Parse(args, ConfigOverrideFlags(), {});
+  return Flags::Parse(args, CommandSpec{"serve", "", ConfigOverrideFlags()});
 }
 
 TEST(ApplyOverrides, FlagsWinOverTheFile) {

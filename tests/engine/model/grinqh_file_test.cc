@@ -265,13 +265,13 @@ class GrinqhFileTest : public ::testing::Test {
   fs::path WriteSample() {
     GrinqhFileWriter w;
     EXPECT_TRUE(
-        w.AddTensor("model.embed_tokens.weight", GrinqhDType::kBF16, {3, 5}, Bytes(bf16_)).ok());
-    EXPECT_TRUE(w.AddTensor("model.norm.weight", GrinqhDType::kF32, {7}, Bytes(f32_)).ok());
-    EXPECT_TRUE(w.AddTensor("u8", GrinqhDType::kU8, {300}, Bytes(u8_)).ok());
-    EXPECT_TRUE(w.AddTensor("u16", GrinqhDType::kU16, {2, 2}, Bytes(u16_),
+        w.AddTensor("model.embed_tokens.weight", DType::kBF16, {3, 5}, Bytes(bf16_)).ok());
+    EXPECT_TRUE(w.AddTensor("model.norm.weight", DType::kF32, {7}, Bytes(f32_)).ok());
+    EXPECT_TRUE(w.AddTensor("u8", DType::kU8, {300}, Bytes(u8_)).ok());
+    EXPECT_TRUE(w.AddTensor("u16", DType::kU16, {2, 2}, Bytes(u16_),
                             GrinqhFileWriter::Storage::kReference)
                     .ok());
-    EXPECT_TRUE(w.AddTensor("empty", GrinqhDType::kF16, {0, 4}, {}).ok());
+    EXPECT_TRUE(w.AddTensor("empty", DType::kF16, {0, 4}, {}).ok());
     EXPECT_TRUE(w.SetSection("config", R"({"model_type": "llama", "hidden_size": 64})").ok());
     EXPECT_TRUE(
         w.SetSection("quantization", R"({"method": "grinqh", "bits": 8, "group_size": 128})").ok());
@@ -308,7 +308,7 @@ TEST_F(GrinqhFileTest, RoundTripsTensorsAndSections) {
   const GrinqhFile& f = **file;
   EXPECT_EQ(f.version(), 2u);
   EXPECT_EQ(f.tensors().size(), 5u);
-  auto expect_bytes = [&](const std::string& name, GrinqhDType dtype, std::vector<int64_t> shape,
+  auto expect_bytes = [&](const std::string& name, DType dtype, std::vector<int64_t> shape,
                           std::span<const std::byte> want) {
     const GrinqhTensor* t = f.Find(name);
     ASSERT_NE(t, nullptr) << name;
@@ -318,11 +318,11 @@ TEST_F(GrinqhFileTest, RoundTripsTensorsAndSections) {
     EXPECT_TRUE(want.empty() || std::memcmp(t->data, want.data(), want.size()) == 0) << name;
     EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data) % 256, 0u) << name;
   };
-  expect_bytes("model.embed_tokens.weight", GrinqhDType::kBF16, {3, 5}, Bytes(bf16_));
-  expect_bytes("model.norm.weight", GrinqhDType::kF32, {7}, Bytes(f32_));
-  expect_bytes("u8", GrinqhDType::kU8, {300}, Bytes(u8_));
-  expect_bytes("u16", GrinqhDType::kU16, {2, 2}, Bytes(u16_));
-  expect_bytes("empty", GrinqhDType::kF16, {0, 4}, {});
+  expect_bytes("model.embed_tokens.weight", DType::kBF16, {3, 5}, Bytes(bf16_));
+  expect_bytes("model.norm.weight", DType::kF32, {7}, Bytes(f32_));
+  expect_bytes("u8", DType::kU8, {300}, Bytes(u8_));
+  expect_bytes("u16", DType::kU16, {2, 2}, Bytes(u16_));
+  expect_bytes("empty", DType::kF16, {0, 4}, {});
   EXPECT_EQ(f.Find("model.norm.weight")->as<float>()[6], 7.f);
 
   const json meta = json::parse(f.metadata_json());
@@ -377,15 +377,17 @@ TEST_F(GrinqhFileTest, BitPlanesRoundTripThroughTheFileWithoutCopying) {
 
 TEST_F(GrinqhFileTest, WriterRefusesBadInputAndLeavesNoTemporaryFile) {
   GrinqhFileWriter w;
-  ASSERT_TRUE(w.AddTensor("a", GrinqhDType::kF32, {2}, Bytes(std::vector<float>{1, 2})).ok());
-  EXPECT_THAT(w.AddTensor("a", GrinqhDType::kF32, {2}, Bytes(std::vector<float>{1, 2})).message(),
+  ASSERT_TRUE(w.AddTensor("a", DType::kF32, {2}, Bytes(std::vector<float>{1, 2})).ok());
+  EXPECT_THAT(w.AddTensor("a", DType::kF32, {2}, Bytes(std::vector<float>{1, 2})).message(),
               HasSubstr("twice"));
-  EXPECT_THAT(w.AddTensor("b", GrinqhDType::kF32, {3}, Bytes(std::vector<float>{1, 2})).message(),
+  EXPECT_THAT(w.AddTensor("b", DType::kF32, {3}, Bytes(std::vector<float>{1, 2})).message(),
               HasSubstr("needs 12"));
-  EXPECT_FALSE(w.AddTensor("", GrinqhDType::kU8, {0}, {}).ok());
-  EXPECT_FALSE(w.AddTensor("bad\xff", GrinqhDType::kU8, {0}, {}).ok());  // not UTF-8
+  EXPECT_FALSE(w.AddTensor("", DType::kU8, {0}, {}).ok());
+  EXPECT_FALSE(w.AddTensor("bad\xff", DType::kU8, {0}, {}).ok());  // not UTF-8
   EXPECT_THAT(w.SetSection("config", "{not json").message(), HasSubstr("not valid JSON"));
   EXPECT_THAT(w.SetSection("config", R"({"a": 1, "a": 2})").message(), HasSubstr("twice"));
+  EXPECT_THAT(w.SetSection("config", R"({"a": [1, {"b": 1, "b": 2}]})").message(),
+              HasSubstr("section \"config\" has the key \"b\" twice (at /a/1/b)"));
   EXPECT_THAT(w.SetSection("config", std::string(200, '[') + std::string(200, ']')).message(),
               HasSubstr("deeper"));
   EXPECT_FALSE(w.SetSection("tensors", "{}").ok());
@@ -457,6 +459,8 @@ TEST_F(GrinqhFileTest, RefusesMalformedMetadata) {
                 {"nests deeper than 128 levels"});
   ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "config": 1, "config": 2})", ""),
                 {"\"config\" twice"});
+  ExpectRefused(RawFile(R"({"format_version": 2, "tensors": {}, "config": {"a": [{"b": 1, "b": 2}]}})", ""),
+                {"metadata has the key \"b\" twice (at /config/a/0/b)"});
 }
 
 TEST_F(GrinqhFileTest, RefusesBadTensorEntries) {

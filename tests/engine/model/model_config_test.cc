@@ -525,6 +525,24 @@ TEST(ModelConfigTest, RefusesWrongJsonTypes) {
               AllOf(HasSubstr("generation_config.json"), HasSubstr("not valid JSON")));
 }
 
+// A repeated key would let one value hide another (JSON parsers keep either): refused, at
+// any depth, naming the key and where it is.
+TEST(ModelConfigTest, RefusesRepeatedKeys) {
+  EXPECT_THAT(Refusal(Minimal(R"("hidden_size": 128)")),
+              AllOf(HasSubstr("config.json"), HasSubstr("\"hidden_size\" twice"), HasSubstr("/hidden_size")));
+  EXPECT_THAT(Refusal(Minimal(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0, "factor": 4.0})")),
+              AllOf(HasSubstr("\"factor\" twice"), HasSubstr("/rope_scaling/factor")));
+  EXPECT_THAT(Refusal(Minimal(), R"({"eos_token_id": 1, "eos_token_id": 2})"),
+              AllOf(HasSubstr("generation_config.json"), HasSubstr("\"eos_token_id\" twice")));
+  // The same key in two different objects is no repeat.
+  EXPECT_TRUE(ModelConfig::FromJson(Minimal(R"("a": {"x": 1}, "b": {"x": 2})")).ok());
+}
+
+TEST(ModelConfigTest, RefusesAbsurdNesting) {
+  EXPECT_THAT(Refusal(Minimal(R"("x": )" + std::string(1000, '[') + std::string(1000, ']'))),
+              AllOf(HasSubstr("config.json"), HasSubstr("nests deeper than 128 levels")));
+}
+
 // ---------------------------------------------------------------------------------------
 // FromDirectory
 
@@ -563,6 +581,15 @@ TEST_F(ModelConfigDirTest, MissingConfigNamesPath) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(c.status().message()), HasSubstr((dir_ / "config.json").string()));
+}
+
+TEST_F(ModelConfigDirTest, RepeatedKeyIsRefusedNamingTheFile) {
+  Write("config.json", Minimal(R"("vocab_size": 200)"));
+  auto c = ModelConfig::FromDirectory(dir_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()),
+              AllOf(HasSubstr((dir_ / "config.json").string()), HasSubstr("\"vocab_size\" twice")));
 }
 
 TEST_F(ModelConfigDirTest, ErrorsNameTheFile) {

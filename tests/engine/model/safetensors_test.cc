@@ -312,6 +312,12 @@ TEST_F(SafetensorsTest, DuplicateTensorName) {
   EXPECT_THAT(msg, AllOf(HasSubstr("\"w\""), HasSubstr("twice")));
 }
 
+TEST_F(SafetensorsTest, DuplicateKeyAtAnyDepth) {
+  std::string msg = OpenExpectingError(RawFile(R"({"__metadata__": {"format": "pt", "format": "np"}})", ""),
+                                       absl::StatusCode::kDataLoss);
+  EXPECT_THAT(msg, AllOf(HasSubstr("header has the key \"format\" twice"), HasSubstr("/__metadata__/format")));
+}
+
 TEST_F(SafetensorsTest, EntryNotObject) {
   std::string msg = OpenExpectingError(OneEntry("[1,2]"), absl::StatusCode::kDataLoss);
   EXPECT_THAT(msg, AllOf(HasSubstr("tensor \"w\""), HasSubstr("not an object")));
@@ -358,7 +364,7 @@ TEST_F(SafetensorsTest, NegativeDimension) {
 }
 
 TEST_F(SafetensorsTest, UnsupportedDTypeNamed) {
-  for (const char* dtype : {"I8", "F8_E4M3", "F64", "bf16", "Q4_K"}) {
+  for (const char* dtype : {"I8", "F8_E4M3", "F64", "bf16", "Q4_K", "U8", "U16"}) {
     std::string msg = OpenExpectingError(
         OneEntry(std::string(R"({"dtype":")") + dtype + R"(","shape":[4],"data_offsets":[0,4]})"),
         absl::StatusCode::kInvalidArgument);

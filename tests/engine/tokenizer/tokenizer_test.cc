@@ -28,6 +28,7 @@ namespace grinqh {
 namespace {
 
 using json = nlohmann::json;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string ReadText(const std::filesystem::path& path) {
@@ -596,6 +597,18 @@ TEST(TokenizerConfigTest, BosAndEosPolicy) {
   tokenizer = Tokenizer::FromDirectory(dir);
   ASSERT_FALSE(tokenizer.ok());
   EXPECT_THAT(std::string(tokenizer.status().message()), HasSubstr("not valid JSON"));
+
+  // A repeated key is refused, not settled by whichever value the parser keeps.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"add_bos_token": false, "add_bos_token": true})";
+  tokenizer = Tokenizer::FromDirectory(dir);
+  ASSERT_FALSE(tokenizer.ok());
+  EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(tokenizer.status().message()),
+              AllOf(HasSubstr("tokenizer_config.json"), HasSubstr("\"add_bos_token\" twice")));
+  tokenizer = Tokenizer::FromJson(TinyTokenizerJson().dump(), R"({"bos_token": {"content": "a", "content": "b"}})");
+  ASSERT_FALSE(tokenizer.ok());
+  EXPECT_THAT(std::string(tokenizer.status().message()),
+              AllOf(HasSubstr("tokenizer_config.json"), HasSubstr("\"content\" twice"), HasSubstr("/bos_token/content")));
 
   // bos_token may also be an object, as older configs write it.
   std::ofstream(dir / "tokenizer_config.json")
