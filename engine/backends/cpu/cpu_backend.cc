@@ -73,8 +73,8 @@ CpuBackend::Linear CpuBackend::Prepare(const LinearWeights& w) {
 }
 
 float* CpuBackend::KeyBlock(int block, int layer) const {
-  return kv_storage_.get() + (static_cast<size_t>(block) * static_cast<size_t>(config_.num_layers) +
-                              static_cast<size_t>(layer)) * 2 * kv_block_floats_;
+  return kv_storage_.get() + (static_cast<size_t>(layer) * static_cast<size_t>(kv_pool_.num_blocks()) +
+                              static_cast<size_t>(block)) * 2 * kv_block_floats_;
 }
 
 float* CpuBackend::ValueBlock(int block, int layer) const { return KeyBlock(block, layer) + kv_block_floats_; }
@@ -120,8 +120,9 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
   row_cache_.clear();
   row_targets_.clear();
   head_targets_.clear();
-  row_stats_.assign(static_cast<size_t>(rows), {});
-  head_stats_.assign(static_cast<size_t>(logit_rows), {});
+  // Reads are counted only when asked for (evaluation), off the serving path.
+  row_stats_.assign(stats != nullptr ? static_cast<size_t>(rows) : 0, {});
+  head_stats_.assign(stats != nullptr ? static_cast<size_t>(logit_rows) : 0, {});
   x_.resize(Rows(rows, hidden));
   xn_.resize(Rows(rows, hidden));
   q_.resize(Rows(rows, q_dim));
@@ -215,7 +216,7 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
 
 void CpuBackend::Products(const float* x, int rows, std::initializer_list<Output> outputs, bool head) {
   const std::vector<float>& targets = head ? head_targets_ : row_targets_;
-  std::vector<ForwardStats>& stats = head ? head_stats_ : row_stats_;
+  std::vector<ForwardStats>& stats = head ? head_stats_ : row_stats_;  // empty: not counting
   // Graded rows read the planes, the others the full-depth weights, each row by its own
   // target whatever shares the batch. Runs of alike rows go together (the scheduler puts
   // decodes first, so a mixed batch is usually two runs).
@@ -234,11 +235,12 @@ void CpuBackend::Products(const float* x, int rows, std::initializer_list<Output
         const PlaneWeights& p = *out.w->graded;
         layer_targets_.assign(targets.begin() + begin, targets.begin() + end);
         for (float& t : layer_targets_) t = p.schedule.LayerTarget(t);
-        cpu::GradedMatMul(pool_, run_x, end - begin, p, layer_targets_.data(), y, grader_, &stats[begin]);
+        cpu::GradedMatMul(pool_, run_x, end - begin, p, layer_targets_.data(), y, grader_,
+                          stats.empty() ? nullptr : &stats[static_cast<size_t>(begin)]);
       } else {
         run_outputs_.push_back({out.w->full_depth, y});
         const uint64_t weights = uint64_t(out.w->full_depth->rows) * k_in;
-        for (int i = begin; i < end; ++i) {
+        for (size_t i = static_cast<size_t>(begin); i < static_cast<size_t>(end) && !stats.empty(); ++i) {
           stats[i].weight_bytes += out.w->stored_bytes;
           stats[i].weights += weights;
         }
@@ -289,11 +291,13 @@ void CpuBackend::Attention(int layer) {
 
       float* out = &attn_[Rows(row, q_dim) + static_cast<size_t>(h * c.head_dim)];
       std::fill(out, out + c.head_dim, 0.f);
-      for (int p = 0; p < length; ++p) {
-        const float weight = scores[p] / total;
-        const float* v = ValueBlock(blocks[static_cast<size_t>(p / block_tokens)], layer) +
-                         Rows(p % block_tokens, kv_dim) + head_offset;
-        for (int d = 0; d < c.head_dim; ++d) out[d] += weight * v[d];
+      for (int p0 = 0; p0 < length; p0 += block_tokens) {
+        const float* values = ValueBlock(blocks[static_cast<size_t>(p0 / block_tokens)], layer) + head_offset;
+        for (int p = p0; p < std::min(length, p0 + block_tokens); ++p) {
+          const float weight = scores[p] / total;
+          const float* v = values + Rows(p - p0, kv_dim);
+          for (int d = 0; d < c.head_dim; ++d) out[d] += weight * v[d];
+        }
       }
     }
   });

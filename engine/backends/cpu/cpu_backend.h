@@ -93,7 +93,8 @@ class CpuBackend : public Backend {
   int layer_limit_ = 1 << 30;
 
   // The KV pool: kv_pool_ hands out block ids; block b of layer l holds the keys, then the
-  // values, of kv_block_tokens() positions: [block][layer][k|v][position][kv_dim] floats.
+  // values, of kv_block_tokens() positions: [layer][block][k|v][position][kv_dim] floats, so
+  // a sequence's blocks (taken in order from a fresh pool) lie one after another per layer.
   KvBlockPool kv_pool_;
   size_t kv_block_floats_ = 0;  // one layer's keys (or values) in a block
   std::unique_ptr<float[]> kv_storage_;
