@@ -89,8 +89,12 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
 
   // Validate the whole batch before touching any cache, so a bad item changes nothing.
   int rows = 0, logit_rows = 0, blocks_needed = 0;
-  for (const ForwardItem& item : items) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    const ForwardItem& item = items[i];
     if (item.cache == nullptr || item.tokens.empty()) return absl::InvalidArgumentError("empty forward item");
+    for (size_t j = 0; j < i; ++j) {
+      if (items[j].cache == item.cache) return absl::InvalidArgumentError("a cache appears twice in one batch");
+    }
     for (int32_t id : item.tokens) {
       if (id < 0 || id >= c.vocab_size) {
         return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is outside the vocabulary [0, ",
@@ -137,7 +141,9 @@ absl::Status CpuBackend::Forward(std::span<const ForwardItem> items, std::vector
   for (const ForwardItem& item : items) {
     auto* cache = static_cast<Cache*>(item.cache);
     const int n = static_cast<int>(item.tokens.size());
-    kv_pool_.Take(cache->blocks, kv_pool_.BlocksFor(cache->length() + n) - static_cast<int>(cache->blocks.size()));
+    if (!kv_pool_.Take(cache->blocks, kv_pool_.BlocksFor(cache->length() + n) - static_cast<int>(cache->blocks.size()))) {
+      return absl::InternalError("the KV pool shrank during a step");  // checked above; only Forward takes blocks
+    }
     for (int t = 0; t < n; ++t, ++r) {
       positions_.push_back(cache->length() + t);
       row_cache_.push_back(cache);

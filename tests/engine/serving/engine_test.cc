@@ -270,6 +270,15 @@ TEST(BackendRegistryTest, NamesAreCheckedAndAutoRuns) {
             AvailableBackends().end());
 }
 
+TEST_F(BundledModelErrorsTest, ACacheTwiceInOneBatchIsRefused) {
+  auto cache = model_->backend().NewCache();
+  const std::vector<int32_t> ids = {1, 2, 3};
+  const std::vector<ForwardItem> items = {{cache.get(), ids, Logits::kLast}, {cache.get(), ids, Logits::kLast}};
+  std::vector<float> logits;
+  EXPECT_EQ(model_->backend().Forward(items, logits).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache->length(), 0);
+}
+
 TEST_F(BundledModelErrorsTest, PromptFillingTheContextIsRefused) {
   GenerationRequest request;
   request.prompt_ids.assign(size_t(model_->config().max_position_embeddings), 5);
