@@ -189,6 +189,9 @@ absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesyste
       stored->schedule = std::move((*schedules)[i]);
     }
   }
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : file.tensors()) names.push_back(name);
+  GRINQH_RETURN_IF_ERROR(context(CheckModelFiles(m, names)));
   return model;
 }
 

@@ -315,6 +315,10 @@ absl::StatusOr<ModelConfig> Parse(std::string_view config_json, std::string_view
 
   GRINQH_ASSIGN_OR_RETURN(std::optional<int> bos, top.OptInt("bos_token_id", 0));
   c.bos_token_id = bos.value_or(-1);
+  if (c.bos_token_id >= c.vocab_size) {
+    return top.Error("bos_token_id", absl::StrCat("is ", c.bos_token_id, ", outside the vocabulary (vocab_size ",
+                                                  c.vocab_size, ")"));
+  }
   std::vector<int> eos;
   GRINQH_RETURN_IF_ERROR(top.TokenIds("eos_token_id", &eos));
   if (!generation_json.empty()) {
@@ -323,6 +327,10 @@ absl::StatusOr<ModelConfig> Parse(std::string_view config_json, std::string_view
     GRINQH_RETURN_IF_ERROR(g.TokenIds("eos_token_id", &eos));
   }
   for (int id : eos) {
+    if (id >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("eos_token_id ", id, " (config.json or generation_config.json) is ",
+                                                     "outside the vocabulary (vocab_size ", c.vocab_size, ")"));
+    }
     bool seen = false;
     for (int have : c.eos_token_ids) seen = seen || have == id;
     if (!seen) c.eos_token_ids.push_back(id);

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "engine/model/grinqh_file.h"
@@ -32,6 +34,9 @@ struct ModelFiles {
 // A Hugging Face model directory (config.json, model.safetensors or shards with an index,
 // optionally tokenizer.json + tokenizer_config.json), or a .grinqh file.
 absl::StatusOr<std::unique_ptr<ModelFiles>> LoadModelFiles(const std::filesystem::path& path);
+// What loading checks beyond each file on its own: the tokenizer's ids fit the model's
+// vocabulary, and no tensor belongs to a layer past num_hidden_layers.
+absl::Status CheckModelFiles(const ModelFiles& model, std::span<const std::string> tensor_names);
 // The .grinqh path of LoadModelFiles (engine/model/grinqh_reader.cc).
 absl::StatusOr<std::unique_ptr<ModelFiles>> LoadGrinqhFiles(const std::filesystem::path& path);
 
