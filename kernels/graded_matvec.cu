@@ -16,10 +16,12 @@
 // A warp walks "units" (a group, or a slice of ≥ 32 channels of one when the matrix is too
 // small to fill the GPU) 32 channels at a time: each lane fetches one channel's level and
 // x, a ballot skips level-0 channels, and the channels left are taken four at a time, every
-// needed plane of all four loaded before any is used (memory-level parallelism). Per plane
-// a lane adds the plane's weight x_k 2^(n−1−j) to each of its 16 sums whose bit is set
-// (predicated adds: ~1.2 instructions per bit read). At the unit's end the lane applies its
-// rows' scales and zeros (read [group][row]: 32 contiguous bytes of scales per lane).
+// needed plane of all four loaded before any is used (memory-level parallelism). A channel
+// read at 1..3 planes adds, per plane, the plane's weight x_k 2^(n−1−j) to each of the
+// lane's 16 sums whose bit is set (a bit test and a predicated add: ~2 instructions per
+// bit); a deeper channel rebuilds its 16 codes by a bit transpose and adds x_k · code
+// (~0.8 instructions per bit at 8 planes). At the unit's end the lane applies its rows'
+// scales and zeros (read [group][row]: 32 contiguous bytes of scales per lane).
 // A block is 8 warps on consecutive units of one tile; blockIdx.y splits the units of a
 // tile into parts whose sums meet in a workspace: the last block of a tile to arrive (a
 // counter) adds the parts in order and writes y, so results are deterministic.
@@ -105,6 +107,51 @@ __device__ __forceinline__ void AddWhereSet(float (&sums)[kRowsPerLane], uint32_
   }
 }
 
+// A channel read at depth ≥ kCodePathDepth takes the code path: its 16 rows' codes are
+// rebuilt from the planes by an 8×8 bit transpose (~100 instructions for 16 rows × 8
+// planes), then one multiply-add per row: ~0.8 instructions per bit at depth 8, where
+// adding plane by plane costs ~2 per bit (a bit test and a predicated add). Shallower
+// channels take the plane-by-plane path.
+constexpr int kCodePathDepth = 4;
+
+// Transposes an 8×8 bit matrix held in 64 bits (Hacker's Delight, transpose8).
+__device__ __forceinline__ uint64_t Transpose8x8(uint64_t x) {
+  uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+  x = x ^ t ^ (t << 7);
+  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+  x = x ^ t ^ (t << 14);
+  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+  return x ^ t ^ (t << 28);
+}
+
+// planes[m] holds plane 2m (low half) and 2m+1 (high half) of 16 rows; codes[q] gets the
+// 8-bit codes of rows 4q..4q+3, one per byte (plane j is bit 7 − j).
+__device__ __forceinline__ void CodesOf(const uint32_t (&planes)[4], uint32_t (&codes)[4]) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    // Byte 7 − j of the 64-bit matrix is plane j's byte for these 8 rows.
+    const uint32_t select = (2 + half) | (0 + half) << 4 | (6 + half) << 8 | (4 + half) << 12;
+    const uint64_t m = (uint64_t(__byte_perm(planes[1], planes[0], select)) << 32) | __byte_perm(planes[3], planes[2], select);
+    const uint64_t t = Transpose8x8(m);  // byte i: the code of row 8·half + i
+    codes[2 * half] = uint32_t(t), codes[2 * half + 1] = uint32_t(t >> 32);
+  }
+}
+
+// sums[i] += x · (the top `level` bits of code i), codes as bytes; a float's low mantissa
+// byte takes the code (2^23 + code, exact), one subtraction makes it the code's value.
+__device__ __forceinline__ void AddCodes(float (&sums)[kRowsPerLane], const uint32_t (&codes)[4], int level, float x) {
+  const uint32_t keep = 0x01010101u * ((0xFF00u >> level) & 0xFFu);
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const uint32_t word = codes[q] & keep;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float code = __int_as_float(__byte_perm(word, 0x4B000000u, 0x7540u | e)) - 8388608.f;
+      sums[4 * q + e] = fmaf(code, x, sums[4 * q + e]);
+    }
+  }
+}
+
 // The 16 rows' scales and zeros of group g for this lane (rows beyond the matrix read as 0).
 __device__ __forceinline__ void LoadGroupParams(const GpuPlaneMatrix& w, int g, int row0, float (&scale)[kRowsPerLane],
                                                 float (&zero)[kRowsPerLane]) {
@@ -143,6 +190,7 @@ __global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKer
   const uint8_t* lane_planes = p.w.planes + s.TileOffset(tile) + 2 * lane;
   const int row0 = tile * kGpuTileRows + kRowsPerLane * lane;
   const float top_weight = static_cast<float>(1 << (s.code_bits - 1));
+  const float code_weight = 1.f / static_cast<float>(1 << (8 - s.code_bits));  // codes are rebuilt 8 bits wide
 
   float out[kBatch][kRowsPerLane] = {};
   const int unit_end = min(p.plan.units, (part + 1) * p.plan.units_per_part);
@@ -192,13 +240,25 @@ __global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKer
         }
 #pragma unroll
         for (int c = 0; c < kChannelsAtOnce; ++c) {
+          if (depth[c] >= kCodePathDepth) {
+            // Deep channels: rebuild the 16 codes (top `depth` bits) and add x_k · code.
+            uint32_t codes[4];
+            CodesOf(bits[c], codes);
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) {
+              const int lv = __shfl_sync(~0u, level[b], lane_of[c]);
+              const float xb = __shfl_sync(~0u, xk[b], lane_of[c]) * code_weight;
+              if (lv > 0) AddCodes(sums[b], codes, lv, xb);
+            }
+            continue;
+          }
 #pragma unroll
           for (int b = 0; b < kBatch; ++b) {
             const int lv = __shfl_sync(~0u, level[b], lane_of[c]);
             float weight = __shfl_sync(~0u, xk[b], lane_of[c]) * top_weight;
             if (depth[c] == 0) continue;
 #pragma unroll
-            for (int j = 0; j < 8; ++j, weight *= 0.5f) {
+            for (int j = 0; j < kCodePathDepth - 1; ++j, weight *= 0.5f) {
               if (j >= lv) break;
               AddWhereSet(sums[b], bits[c][j / 2] >> (16 * (j % 2)), weight);
             }
