@@ -1,6 +1,6 @@
 // grinqh_kernel_bench: the GRINQH GPU kernels at Llama-3-8B shapes, in one table.
 //
-//   build/bench/grinqh_kernel_bench [--quick]
+//   build/bench/grinqh_kernel_bench [--quick] [--shape qkv|o|gate_up|down|lm_head]
 //
 // Per shape and target: the graded matvec's median time (CUDA events, warmed up, weights
 // rotated through several copies so that more than the 60 MB L2 is swept), the bytes it
@@ -149,7 +149,12 @@ struct Shape {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  bool quick = false;
+  const char* only = nullptr;  // --shape NAME: one shape's rows only
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = argv[++i];
+  }
   const int reps = quick ? 5 : 15;
   cudaDeviceProp prop{};
   Check(cudaGetDeviceProperties(&prop, 0), "device");
@@ -184,6 +189,7 @@ int main(int argc, char** argv) {
   std::printf("| shape | target | bits read/weight | µs | needed MB | %% of copy BW | cuBLAS bf16 µs | speedup |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const Shape& sh : shapes) {
+    if (only != nullptr && std::strcmp(only, sh.name) != 0) continue;
     const GpuPlaneShape s{sh.rows, sh.cols, 8, 8, 128};
     Copies w(s, rotate_bytes);
     const int copies = int(w.m.size());

@@ -9,8 +9,9 @@
 //  * tiles of kGpuTileRows = 512 rows, so one plane of one channel is a 64-byte run: HBM
 //    fetches 64 bytes at a time, and a 32-byte run (256-row tiles) wastes half a fetch
 //    whenever a channel's level is odd;
-//  * the last tile has its own height, rounded up to 16 rows (two bytes, one lane's share,
-//    below), so a matrix whose rows are not a multiple of 512 reads no padding tile;
+//  * the last tile has its own height, rounded up to 128 rows (16 bytes per plane, the
+//    kernels' copy unit), so a matrix whose rows are not a multiple of 512 reads at most
+//    127 padding rows instead of a padded tile;
 //  * planes [tile][channel][plane][TilePlaneBytes(tile)]: level b of channel k in tile t is
 //    the b · TilePlaneBytes(t) contiguous bytes at ChannelOffset(t, k);
 //  * scales (fp16 bits) and zeros (one-byte codes) as [group][row], so the rows of one tile
@@ -48,8 +49,9 @@ struct GpuPlaneShape {
     const int left = rows - tile * kGpuTileRows;
     return left < kGpuTileRows ? left : kGpuTileRows;
   }
-  // Bytes of one plane of one channel in `tile`: 64, or the last tile's rows rounded up to 16, / 8.
-  GRINQH_HOST_DEVICE int TilePlaneBytes(int tile) const { return (TileRows(tile) + 15) / 16 * 2; }
+  // Bytes of one plane of one channel in `tile`: 64, or the last tile's rows rounded up to
+  // 128, / 8 (a multiple of 16 bytes, so every run is 16-byte aligned).
+  GRINQH_HOST_DEVICE int TilePlaneBytes(int tile) const { return (TileRows(tile) + 127) / 128 * 16; }
   // Every tile before `tile` is full.
   GRINQH_HOST_DEVICE size_t TileOffset(int tile) const {
     return static_cast<size_t>(tile) * static_cast<size_t>(cols) * static_cast<size_t>(planes) * kGpuPlaneBytes;

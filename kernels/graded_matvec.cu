@@ -18,13 +18,20 @@
 // x, a ballot skips level-0 channels, and the channels left are taken four at a time, every
 // needed plane of all four loaded before any is used (memory-level parallelism). A channel
 // read at 1..3 planes adds, per plane, the plane's weight x_k 2^(n−1−j) to each of the
-// lane's 16 sums whose bit is set (a bit test and a predicated add: ~2 instructions per
-// bit); a deeper channel rebuilds its 16 codes by a bit transpose and adds x_k · code
-// (~0.8 instructions per bit at 8 planes). At the unit's end the lane applies its rows'
-// scales and zeros (read [group][row]: 32 contiguous bytes of scales per lane).
+// lane's 16 sums whose bit is set (a bit test and a predicated add, the bit tests seven at
+// a time by R2P: ~1.2 instructions per bit); a deeper channel rebuilds its 16 codes by a
+// bit transpose and adds x_k · code (~0.8 instructions per bit at 8 planes). At the unit's
+// end the lane applies its rows' scales and zeros ([group][row]: 32 contiguous bytes of
+// scales per lane).
 // A block is 8 warps on consecutive units of one tile; blockIdx.y splits the units of a
 // tile into parts whose sums meet in a workspace: the last block of a tile to arrive (a
 // counter) adds the parts in order and writes y, so results are deterministic.
+//
+// Measured (docs/BENCHMARKS.md): this reaches 12–31 % of copy bandwidth on the large shapes;
+// it is bound by instruction issue and latency (Nsight Compute: ~0.5 instructions issued
+// per cycle per scheduler, stalls on fixed-latency dependencies), not by DRAM. Staging the
+// runs through shared memory with cp.async (tried: 16- and 8-channel double-buffered
+// stages) was slower: shared memory capped residency at 12 warps per SM.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -2,7 +2,7 @@
 # On the GPU machine: the GPU tests, compute-sanitizer on them, the kernel benchmark and its
 # PyTorch peers, in one call. Expects the bundle made by scripts/device_bundle.sh --kernels
 # in the folder holding this script; writes logs under $OUT (or ./out).
-#   scripts/device_kernels_run.sh [tests|sanitize|bench|peers]...   (default: all four)
+#   scripts/device_kernels_run.sh [tests|sanitize|bench|profile|peers]...   (default: tests sanitize bench peers)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
@@ -26,6 +26,12 @@ for step in $steps; do
           --gtest_filter='*Shallow*:*Ties*:*Zero*' 2>&1 | tail -4 | tee -a "$out/sanitize.log" || status=1
       done ;;
     bench) "$here/grinqh_kernel_bench" 2>&1 | tee "$out/bench.log" || status=1 ;;
+    profile)
+      # One graded call (gate_up, 2 bits) under Nsight Compute: throughput, occupancy, stalls.
+      timeout 150 ncu --kernel-name regex:GradedMatVecKernel --launch-skip 40 --launch-count 1 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section MemoryWorkloadAnalysis "$here/grinqh_kernel_bench" --quick --shape gate_up > "$out/ncu.log" 2>&1
+      grep -vE '^\|' "$out/ncu.log" | tail -80 ;;
     peers) PYTHONUNBUFFERED=1 python3 "$here/kernel_peers.py" 2>&1 | tee "$out/peers.log" || status=1 ;;
   esac
 done
