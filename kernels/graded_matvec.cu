@@ -185,15 +185,17 @@ __device__ __forceinline__ void LoadGroupParams(const GpuPlaneMatrix& w, int g, 
   }
 }
 
-template <int kBatch>
-__global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKernel(const Params p) {
+// One block's work. kFullTile: a 512-row tile, whose plane runs are 64 bytes (a constant,
+// so plane offsets are immediates); otherwise the shorter last tile.
+template <int kBatch, bool kFullTile>
+__device__ __forceinline__ void MatVecBlock(const Params& p) {
   const GpuPlaneShape& s = p.w.shape;
   const int tile = blockIdx.x, part = blockIdx.y, chunk = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int batch0 = chunk * p.plan.batch_per_chunk;
-  const int plane_bytes = s.TilePlaneBytes(tile);
+  const int plane_bytes = kFullTile ? kGpuPlaneBytes : s.TilePlaneBytes(tile);
   const size_t channel_stride = size_t(s.planes) * size_t(plane_bytes);
-  const bool lane_reads = 2 * lane < plane_bytes;  // the last tile may be shorter
+  const bool lane_reads = kFullTile || 2 * lane < plane_bytes;  // the last tile may be shorter
   const uint8_t* lane_planes = p.w.planes + s.TileOffset(tile) + 2 * lane;
   const int row0 = tile * kGpuTileRows + kRowsPerLane * lane;
   const float top_weight = static_cast<float>(1 << (s.code_bits - 1));
@@ -227,23 +229,31 @@ __global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKer
       any_read = any_read || pending != 0;
       while (pending) {
         // Up to four channels: load every plane any of them needs, then add.
-        int lane_of[kChannelsAtOnce], depth[kChannelsAtOnce];
-        uint32_t bits[kChannelsAtOnce][4];  // planes 2i and 2i+1 in the low and high halves
+        int lane_of[kChannelsAtOnce], depth[kChannelsAtOnce], max_depth = 0;
+        const unsigned short* run[kChannelsAtOnce];
 #pragma unroll
         for (int c = 0; c < kChannelsAtOnce; ++c) {
           lane_of[c] = pending ? __ffs(pending) - 1 : 0;
           depth[c] = pending ? __shfl_sync(~0u, deepest, lane_of[c]) : 0;
+          max_depth = max(max_depth, depth[c]);
           pending &= pending - 1;
-          const uint8_t* run = lane_planes + size_t(k0 + lane_of[c]) * channel_stride;
-          uint32_t plane[8];
+          run[c] = reinterpret_cast<const unsigned short*>(lane_planes + size_t(k0 + lane_of[c]) * channel_stride);
+        }
+        // Plane by plane, as deep as the deepest of the four (a warp-uniform exit).
+        uint32_t plane[kChannelsAtOnce][8] = {};
 #pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            plane[j] = (j < depth[c] && lane_reads)
-                           ? __ldg(reinterpret_cast<const unsigned short*>(run + size_t(j) * plane_bytes))
-                           : 0u;
+        for (int j = 0; j < 8; ++j) {
+          if (j >= max_depth) break;
+#pragma unroll
+          for (int c = 0; c < kChannelsAtOnce; ++c) {
+            if (j < depth[c] && lane_reads) plane[c][j] = __ldg(run[c] + j * (plane_bytes / 2));
           }
+        }
+        uint32_t bits[kChannelsAtOnce][4];  // planes 2i and 2i+1 in the low and high halves
 #pragma unroll
-          for (int j = 0; j < 4; ++j) bits[c][j] = __byte_perm(plane[2 * j], plane[2 * j + 1], 0x5410);
+        for (int c = 0; c < kChannelsAtOnce; ++c) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) bits[c][j] = __byte_perm(plane[c][2 * j], plane[c][2 * j + 1], 0x5410);
         }
 #pragma unroll
         for (int c = 0; c < kChannelsAtOnce; ++c) {
@@ -329,6 +339,15 @@ __global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKer
     }
   }
   if (threadIdx.x == 0) *counter = 0;  // ready for the next call
+}
+
+template <int kBatch>
+__global__ void __launch_bounds__(kThreads, kBatch == 1 ? 3 : 1) GradedMatVecKernel(const Params p) {
+  if (p.w.shape.TileRows(blockIdx.x) == kGpuTileRows) {
+    MatVecBlock<kBatch, true>(p);
+  } else {
+    MatVecBlock<kBatch, false>(p);
+  }
 }
 
 // The workspace: arrival counters first, at a fixed place for every batch size (they are

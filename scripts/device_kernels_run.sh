@@ -27,11 +27,17 @@ for step in $steps; do
       done ;;
     bench) "$here/grinqh_kernel_bench" 2>&1 | tee "$out/bench.log" || status=1 ;;
     profile)
-      # One graded call (gate_up, 2 bits) under Nsight Compute: throughput, occupancy, stalls.
-      timeout 150 ncu --kernel-name regex:GradedMatVecKernel --launch-skip 40 --launch-count 1 \
-        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-        --section MemoryWorkloadAnalysis "$here/grinqh_kernel_bench" --quick --shape gate_up > "$out/ncu.log" 2>&1
-      grep -vE '^\|' "$out/ncu.log" | tail -80 ;;
+      # Nsight Compute on single calls (gate_up at 2 and at 8 bits, one grading call):
+      # instructions executed, DRAM bytes, issue activity, occupancy.
+      metrics=gpu__time_duration.sum,dram__bytes_read.sum,smsp__thread_inst_executed.sum,smsp__inst_executed.sum
+      metrics=$metrics,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active
+      metrics=$metrics,launch__registers_per_thread,launch__occupancy_limit_registers
+      for skip in 10 106; do
+        timeout 120 ncu --kernel-name regex:GradedMatVecKernel --launch-skip $skip --launch-count 1 --metrics $metrics \
+          "$here/grinqh_kernel_bench" --quick --shape gate_up 2>&1 | grep -E "GradedMatVec|^ +[a-z_]+__" | tee -a "$out/ncu.log"
+      done
+      timeout 120 ncu --kernel-name regex:GradeRowsKernel --launch-skip 2 --launch-count 1 --metrics $metrics \
+        "$here/grinqh_kernel_bench" --quick --shape gate_up 2>&1 | grep -E "GradeRows|^ +[a-z_]+__" | tee -a "$out/ncu.log" ;;
     peers) PYTHONUNBUFFERED=1 python3 "$here/kernel_peers.py" 2>&1 | tee "$out/peers.log" || status=1 ;;
   esac
 done
