@@ -19,7 +19,7 @@
 // needed plane of all four loaded before any is used (memory-level parallelism). A channel
 // read at 1..3 planes adds, per plane, the plane's weight x_k 2^(n−1−j) to each of the
 // lane's 16 sums whose bit is set (a bit test and a predicated add, the bit tests seven at
-// a time by R2P: ~1.2 instructions per bit); a deeper channel rebuilds its 16 codes by a
+// a time by R2P: ~1.2 instructions per bit in the inner loop); a deeper channel rebuilds its 16 codes by a
 // bit transpose and adds x_k · code (~0.8 instructions per bit at 8 planes). At the unit's
 // end the lane applies its rows' scales and zeros ([group][row]: 32 contiguous bytes of
 // scales per lane).
@@ -27,11 +27,14 @@
 // tile into parts whose sums meet in a workspace: the last block of a tile to arrive (a
 // counter) adds the parts in order and writes y, so results are deterministic.
 //
-// Measured (docs/BENCHMARKS.md): this reaches 12–31 % of copy bandwidth on the large shapes;
-// it is bound by instruction issue and latency (Nsight Compute: ~0.5 instructions issued
-// per cycle per scheduler, stalls on fixed-latency dependencies), not by DRAM. Staging the
-// runs through shared memory with cp.async (tried: 16- and 8-channel double-buffered
-// stages) was slower: shared memory capped residency at 12 warps per SM.
+// Measured (docs/BENCHMARKS.md, H200): 15–35 % of copy bandwidth on the large shapes. The
+// bytes are right (DRAM reads = the needed bytes); the limit is instruction issue: Nsight
+// Compute counts 3.7 thread instructions per bit read at 2 bits (gate_up) and 3.0 at 4,
+// with issue slots 64 % busy and 24 warps per SM (80 registers). The per-channel work
+// (level broadcast, addressing, loads, the 16-row add) outweighs the per-bit work at low
+// levels; an integer tensor-core formulation is the next step. Staging the runs through
+// shared memory with cp.async (16- and 8-channel double-buffered stages) was slower:
+// shared memory capped residency at 12 warps per SM.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
