@@ -382,6 +382,13 @@ TEST(ModelConfigTest, Qwen3_0_6B_HeadDimNotHiddenOverHeads) {
 // ---------------------------------------------------------------------------------------
 // Defaults and variants
 
+TEST(ModelConfigTest, TokenIdsOutsideTheVocabularyAreRefused) {
+  EXPECT_THAT(Refusal(Minimal(R"("bos_token_id": 100)")), HasSubstr("bos_token_id"));
+  EXPECT_THAT(Refusal(Minimal(R"("eos_token_id": [1, 100])")), HasSubstr("eos_token_id"));
+  EXPECT_THAT(Refusal(Minimal(), R"({"eos_token_id": 250})"), HasSubstr("eos_token_id"));
+  EXPECT_TRUE(ModelConfig::FromJson(Minimal(R"("bos_token_id": 99, "eos_token_id": 99)")).ok());
+}
+
 TEST(ModelConfigTest, Defaults) {
   auto c = ModelConfig::FromJson(Minimal());
   ASSERT_TRUE(c.ok()) << c.status();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <unistd.h>
 
 #include "engine/backends/registry.h"
@@ -172,6 +173,38 @@ namespace grinqh {
 namespace {
 
 // A copy of the bundled model without its tokenizer files: it loads, takes token ids.
+// A checkpoint whose parts disagree is refused at load, naming what disagrees: a tokenizer
+// with ids past vocab_size, and tensors of a layer past num_hidden_layers.
+TEST(ModelLoadTest, InconsistentCheckpointsAreRefused) {
+  const auto source = testing::SourceDir() / "models" / "tiny-llama3";
+  const auto dir = std::filesystem::temp_directory_path() / ("grinqh_inconsistent_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(source / name, dir / name, std::filesystem::copy_options::overwrite_existing);
+  }
+  const auto rewrite = [&](const char* name, const std::function<void(nlohmann::json&)>& edit) {
+    std::ifstream in(source / name);
+    nlohmann::json j = nlohmann::json::parse(in);
+    edit(j);
+    std::ofstream(dir / name) << j.dump();
+  };
+  rewrite("tokenizer.json", [](nlohmann::json& t) {
+    t["added_tokens"].push_back({{"id", 9000}, {"content", "<|far|>"}, {"single_word", false}, {"lstrip", false},
+                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+  });
+  auto model = Model::Load(dir);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(model.status().message()), ::testing::HasSubstr("vocab_size"));
+
+  std::filesystem::copy_file(source / "tokenizer.json", dir / "tokenizer.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  rewrite("config.json", [](nlohmann::json& c) { c["num_hidden_layers"] = c["num_hidden_layers"].get<int>() - 1; });
+  model = Model::Load(dir);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(model.status().message()), ::testing::HasSubstr("num_hidden_layers"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ModelLoadTest, DirectoryWithoutTokenizerTakesIds) {
   const auto source = testing::SourceDir() / "models" / "tiny-llama3";
   const auto dir = std::filesystem::temp_directory_path() / ("grinqh_no_tokenizer_" + std::to_string(getpid()));
