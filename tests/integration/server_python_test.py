@@ -44,7 +44,8 @@ class Server:
 
     def __init__(self, *args):
         self.process = subprocess.Popen(
-            [GRINQH, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--model", MODEL, *args],
+            [GRINQH, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--http-port", "0", "--model", MODEL,
+             *args],
             stderr=subprocess.PIPE, text=True)
         self.log = []
         ready = threading.Event()
