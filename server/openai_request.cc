@@ -30,38 +30,40 @@ const json& FieldOf(const json& body, const char* name) {
   return it == body.end() ? kNull : *it;
 }
 
-absl::Status Read(const json& body, const char* name, std::optional<double>& out) {
-  const json& v = FieldOf(body, name);
-  if (v.is_null()) return absl::OkStatus();
-  if (!v.is_number()) return WrongType(name, "a number", v);
-  out = v.get<double>();
-  return absl::OkStatus();
-}
-
-absl::Status Read(const json& body, const char* name, std::optional<int64_t>& out) {
-  const json& v = FieldOf(body, name);
-  if (v.is_null()) return absl::OkStatus();
-  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return Invalid(name, "is too large");
+// Whether a JSON value can be read as T, and what a T is called in an error.
+template <typename T>
+struct JsonType;
+template <>
+struct JsonType<double> {
+  static bool Fits(const json& v) { return v.is_number(); }
+  static constexpr const char* kName = "a number";
+};
+template <>
+struct JsonType<int64_t> {
+  static bool Fits(const json& v) {
+    return v.is_number_integer() &&
+           !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
   }
-  if (!v.is_number_integer()) return WrongType(name, "an integer", v);
-  out = v.get<int64_t>();
-  return absl::OkStatus();
-}
+  static constexpr const char* kName = "an integer (64-bit)";
+};
+template <>
+struct JsonType<bool> {
+  static bool Fits(const json& v) { return v.is_boolean(); }
+  static constexpr const char* kName = "true or false";
+};
+template <>
+struct JsonType<std::string> {
+  static bool Fits(const json& v) { return v.is_string(); }
+  static constexpr const char* kName = "a string";
+};
 
-absl::Status Read(const json& body, const char* name, std::optional<bool>& out) {
+// Reads the field into `out` when present and not null.
+template <typename T>
+absl::Status Read(const json& body, const char* name, std::optional<T>& out) {
   const json& v = FieldOf(body, name);
   if (v.is_null()) return absl::OkStatus();
-  if (!v.is_boolean()) return WrongType(name, "true or false", v);
-  out = v.get<bool>();
-  return absl::OkStatus();
-}
-
-absl::Status Read(const json& body, const char* name, std::optional<std::string>& out) {
-  const json& v = FieldOf(body, name);
-  if (v.is_null()) return absl::OkStatus();
-  if (!v.is_string()) return WrongType(name, "a string", v);
-  out = v.get<std::string>();
+  if (!JsonType<T>::Fits(v)) return WrongType(name, JsonType<T>::kName, v);
+  out = v.get<T>();
   return absl::OkStatus();
 }
 
@@ -251,9 +253,11 @@ absl::Status ReadStreaming(const json& body, OpenAiRequest& out) {
   if (options.is_null()) return absl::OkStatus();
   if (!out.stream) return Invalid("stream_options", "is only allowed when stream is true");
   if (!options.is_object()) return WrongType("stream_options", "an object", options);
-  const json& include = FieldOf(options, "include_usage");
-  if (!include.is_null() && !include.is_boolean()) return WrongType("stream_options.include_usage", "true or false", include);
-  out.include_usage = include.is_boolean() && include.get<bool>();
+  std::optional<bool> include_usage;
+  if (absl::Status s = Read(options, "include_usage", include_usage); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("stream_options.", s.message()));
+  }
+  out.include_usage = include_usage.value_or(false);
   return absl::OkStatus();
 }
 

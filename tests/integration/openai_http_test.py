@@ -7,14 +7,11 @@ and the SIGTERM drain.
 Usage: openai_http_test.py GRINQH_BINARY REPO_ROOT
 """
 import json
-import math
 import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
+import time
 import unittest
 
 try:
@@ -23,55 +20,27 @@ except ImportError:
     print("python3-httpx is not installed (scripts/setup.sh installs it): skipped")
     sys.exit(77)
 
+from serve_process import ServeProcess, generate_alone  # noqa: E402
+
 GRINQH, ROOT = sys.argv[1], sys.argv[2]
 del sys.argv[1:]
 MODEL = os.path.join(ROOT, "models", "tiny-llama3")
-LISTENING = re.compile(r"metrics on [0-9.]+:(\d+)/metrics, OpenAI-compatible HTTP API on http://127\.0\.0\.1:(\d+)/v1")
 
 
-class HttpServer:
-    """`grinqh serve` with every listener on a free loopback port."""
+class HttpServer(ServeProcess):
+    """`grinqh serve` on the bundled model, and an httpx client for its HTTP API."""
 
     def __init__(self, *args):
-        self.process = subprocess.Popen(
-            [GRINQH, "serve", "--model", MODEL, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
-             "--http-port", "0", *args], stderr=subprocess.PIPE, text=True)
-        self.log = []
-        listening = threading.Event()
-
-        def read_log():
-            for line in self.process.stderr:
-                self.log.append(line)
-                if match := LISTENING.search(line):
-                    self.metrics_port, self.port = int(match[1]), int(match[2])
-                    listening.set()
-
-        threading.Thread(target=read_log, daemon=True).start()
-        if not listening.wait(60):
-            self.process.kill()
-            raise RuntimeError("grinqh serve did not start:\n" + "".join(self.log))
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
-
-    def metric(self, name, label=""):
-        """The sum of the series of `name` whose labels include `label` (0 when none exists yet)."""
-        body = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
-        values = [float(line.split()[-1]) for line in body.splitlines()
-                  if re.match(re.escape(name) + r"[{ ]", line) and label in line.split()[0]]
-        return sum(values) if values else math.nan if not label else 0.0
+        super().__init__(GRINQH, MODEL, *args)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=120)
 
     def close(self):
         self.client.close()
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process.stderr.close()
+        super().close()
 
 
 def generate_cli(prompt, max_tokens, *flags):
-    """`grinqh generate --json`, greedy, on the same model: the engine alone, no server."""
-    out = subprocess.run([GRINQH, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens),
-                          "--json", *flags], check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return generate_alone(GRINQH, MODEL, prompt, max_tokens, *flags)
 
 
 def sse_events(response):
@@ -209,21 +178,16 @@ class OpenAiHttpTest(unittest.TestCase):
         self.assert_error(response, 400, "messages[0].content", "must be a string")
 
     def test_a_client_leaving_mid_stream_cancels_its_request(self):
-        cancelled = ("grinqh_requests_total", 'code="CANCELLED"')
-        before = self.server.metric(*cancelled)
+        cancelled = 'code="CANCELLED"'
+        before = self.server.metric("grinqh_requests_total", cancelled)
         body = {"prompt": "def main():", "max_tokens": 4000, "temperature": 0, "stream": True}
         with self.http.stream("POST", "/v1/completions", json=body) as response:
-            lines = response.iter_lines()
-            next(line for line in lines if line.startswith("data: "))  # the request is running
+            next(line for line in response.iter_lines() if line.startswith("data: "))  # it is running
             self.assertEqual(self.server.metric("grinqh_running_batch_size"), 1)
         # The connection is closed: the server cancels the request and frees its slot and cache.
-        for _ in range(400):
-            if self.server.metric("grinqh_running_batch_size") == 0 and self.server.metric(*cancelled) == before + 1:
-                break
-            threading.Event().wait(0.05)
-        self.assertEqual(self.server.metric("grinqh_running_batch_size"), 0)
-        self.assertEqual(self.server.metric("grinqh_kv_cache_used_tokens"), 0)
-        self.assertEqual(self.server.metric(*cancelled), before + 1)
+        self.assertEqual(self.server.await_metric("grinqh_requests_total", before + 1, cancelled), before + 1)
+        self.assertEqual(self.server.await_metric("grinqh_running_batch_size", 0), 0)
+        self.assertEqual(self.server.await_metric("grinqh_kv_cache_used_tokens", 0), 0)
 
 
 class HttpDrainTest(unittest.TestCase):
@@ -244,7 +208,7 @@ class HttpDrainTest(unittest.TestCase):
                     status = server.client.get("/ready").status_code
                     if status == 503:
                         break
-                    threading.Event().wait(0.05)
+                    time.sleep(0.05)
                 self.assertEqual(status, 503)
                 refused = server.client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2})
                 self.assertEqual(refused.status_code, 503)
