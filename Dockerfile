@@ -1,6 +1,6 @@
 # GRINQH Serve on Debian 12, CPU backend (the CUDA image comes with the CUDA backend).
 #   docker build -t grinqh-serve .
-#   docker run --rm -p 50051:50051 -p 9400:9400 grinqh-serve          # gRPC :50051, /metrics :9400
+#   docker run --rm -p 50051:50051 -p 8000:8000 -p 9400:9400 grinqh-serve   # gRPC, OpenAI HTTP API, /metrics
 #   docker run --rm grinqh-serve generate --model /opt/grinqh/models/tiny-llama3 --prompt 'def f(x):'
 FROM debian:12 AS build
 WORKDIR /src
@@ -19,8 +19,9 @@ COPY --from=build /src/build/server/grinqh /usr/local/bin/grinqh
 COPY --from=build /src/models /opt/grinqh/models
 COPY config/grinqh.yaml /etc/grinqh/grinqh.yaml
 USER 10001
-EXPOSE 50051 9400
-# SIGTERM drains: health turns NOT_SERVING, running streams finish, then exit 0.
+EXPOSE 50051 8000 9400
+# SIGTERM drains: health turns NOT_SERVING, /ready 503, running streams finish, then exit 0.
+# --host 0.0.0.0 binds the HTTP API (loopback-only by default) where -p can reach it.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/grinqh"]
-CMD ["serve", "--config", "/etc/grinqh/grinqh.yaml", "--model", "/opt/grinqh/models/tiny-llama3"]
+CMD ["serve", "--config", "/etc/grinqh/grinqh.yaml", "--model", "/opt/grinqh/models/tiny-llama3", "--host", "0.0.0.0"]

@@ -15,7 +15,7 @@ grinqh=$build/server/grinqh
 load=$build/bench/serve_load
 
 log=$(mktemp)
-"$grinqh" serve --config "$root/config/grinqh.yaml" --model "$model" --host 127.0.0.1 --port 0 --metrics-port 0 \
+"$grinqh" serve --config "$root/config/grinqh.yaml" --model "$model" --host 127.0.0.1 --port 0 --metrics-port 0 --http-port 0 \
   2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT

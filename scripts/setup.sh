@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # API layer: gRPC, Protocol Buffers, Abseil (also the engine's Status type)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  # metrics endpoint: a small HTTP server library
+  # metrics endpoint and the OpenAI-compatible HTTP API: a small HTTP server library
   libcpp-httplib-dev
   # configuration, JSON (config.json, tokenizer.json, safetensors headers)
   libyaml-cpp-dev nlohmann-json3-dev
@@ -21,6 +21,9 @@ packages=(
   python3-grpcio python3-protobuf prometheus
   # chat templates are checked against the real Jinja templates rendered by Jinja
   python3-jinja2
+  # the OpenAI-compatible HTTP API's tests: Python httpx and curl as clients (the official
+  # OpenAI SDK's test installs the `openai` npm package itself, and skips without Node.js)
+  python3-httpx curl
 )
 
 missing=()

@@ -170,6 +170,12 @@ absl::Status ReadMetrics(MapReader& m, MetricsSection& metrics) {
   return m.Int("port", 0, 65535, metrics.port);
 }
 
+absl::Status ReadHttp(MapReader& m, HttpSection& http) {
+  GRINQH_RETURN_IF_ERROR(m.Bool("enabled", http.enabled));
+  GRINQH_RETURN_IF_ERROR(m.String("host", http.host));
+  return m.Int("port", 0, 65535, http.port);
+}
+
 absl::Status ReadBatching(MapReader& m, BatchingSection& batching) {
   GRINQH_RETURN_IF_ERROR(m.Int("max_batch_size", 1, kNoLimit, batching.max_batch_size));
   GRINQH_RETURN_IF_ERROR(m.Int("max_queue", 1, kNoLimit, batching.max_queue));
@@ -203,6 +209,7 @@ absl::Status ReadConfig(const ValueReader& values, const YAML::Node& root, Serve
   GRINQH_RETURN_IF_ERROR(top.Choice("backend", kBackendNames, c.backend));
   GRINQH_RETURN_IF_ERROR(top.Field("server", section(ReadServer, c.server)));
   GRINQH_RETURN_IF_ERROR(top.Field("metrics", section(ReadMetrics, c.metrics)));
+  GRINQH_RETURN_IF_ERROR(top.Field("http", section(ReadHttp, c.http)));
   GRINQH_RETURN_IF_ERROR(top.Field("batching", section(ReadBatching, c.batching)));
   const auto read_kv_cache = [](MapReader& m, KvCacheSection& kv) {
     return m.Int("budget_tokens", 1, std::numeric_limits<int64_t>::max(), kv.budget_tokens);

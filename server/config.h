@@ -31,7 +31,7 @@ std::string_view LogLevelName(LogLevel level);     // "debug", "info", "warning"
 
 // Where each section maps: model/backend → Model loading; batching and kv_cache →
 // SchedulerOptions (same names; kv_cache.budget_tokens → kv_budget_tokens); server and
-// metrics → the gRPC and HTTP listeners; limits and tiers → request validation.
+// metrics → the gRPC and HTTP listeners; http → the OpenAI-compatible HTTP API; limits and tiers → request validation.
 struct ModelSection {
   std::string path = "models/tiny-llama3";  // relative to the working directory
   int threads = 0;                          // CPU threads; 0 = all cores
@@ -51,6 +51,17 @@ struct MetricsSection {  // Prometheus text exposition, always at /metrics
   std::string host = "0.0.0.0";
   int port = 9400;  // 0 = any free port
   bool operator==(const MetricsSection&) const = default;
+};
+
+// The OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models,
+// /health, /ready), beside gRPC on the same model and scheduler.
+struct HttpSection {
+  bool enabled = true;
+  // Empty: the address --host gives, or 127.0.0.1 (loopback only) without it. EffectiveHost().
+  std::string host;
+  int port = 8000;  // vLLM's default; 0 = any free port
+  std::string EffectiveHost() const { return host.empty() ? "127.0.0.1" : host; }
+  bool operator==(const HttpSection&) const = default;
 };
 
 struct BatchingSection {  // as SchedulerOptions
@@ -87,6 +98,7 @@ struct ServerConfig {
   BackendKind backend = BackendKind::kAuto;
   ServerSection server;
   MetricsSection metrics;
+  HttpSection http;
   BatchingSection batching;
   KvCacheSection kv_cache;
   LimitsSection limits;
@@ -107,11 +119,11 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::
 // Checks across fields, for a config that may have been built or overridden in code:
 // default_tier is defined, limits.default_max_tokens <= limits.max_tokens <=
 // kv_cache.budget_tokens, a step holds a decode token for every batch slot and a whole prefill
-// chunk, the two listeners do not share a port, and the autoscaler's levels are well ordered.
+// chunk, the listeners do not share a port, and the autoscaler's levels are well ordered.
 absl::Status CheckConfig(const ServerConfig& config);
 
 // The command-line flags ApplyOverrides reads (valued flags): model, host, port,
-// metrics-port, threads, backend, log-level. `grinqh serve` takes them.
+// metrics-port, http-port, threads, backend, log-level. `grinqh serve` takes them.
 const std::vector<FlagSpec>& ConfigOverrideFlags();
 // Flags win over the file. Refuses malformed values naming the flag, then runs CheckConfig.
 absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags);

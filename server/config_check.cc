@@ -81,6 +81,14 @@ absl::Status CheckConfig(const ServerConfig& c) {
   if (c.metrics.enabled && c.server.port != 0 && c.metrics.port == c.server.port) {
     return Invalid("metrics.port", absl::StrCat("must differ from server.port, both are ", c.server.port));
   }
+  if (c.http.enabled && c.http.port != 0) {
+    if (c.http.port == c.server.port) {
+      return Invalid("http.port", absl::StrCat("must differ from server.port, both are ", c.server.port));
+    }
+    if (c.metrics.enabled && c.http.port == c.metrics.port) {
+      return Invalid("http.port", absl::StrCat("must differ from metrics.port, both are ", c.metrics.port));
+    }
+  }
   return CheckAutoscaler(c.autoscaler);
 }
 
@@ -88,9 +96,10 @@ const std::vector<FlagSpec>& ConfigOverrideFlags() {
   // Each help line ends with the key the flag overrides.
   static const std::vector<FlagSpec> flags = {
       {"model", "PATH", "the model to serve (model.path)"},
-      {"host", "H", "the address to listen on (server.host)"},
+      {"host", "H", "the address to listen on (server.host; http.host too when the file leaves it out)"},
       {"port", "N", "the gRPC port (server.port)"},
       {"metrics-port", "N", "the /metrics port (metrics.port)"},
+      {"http-port", "N", "the OpenAI-compatible HTTP API's port (http.port)"},
       {"threads", "N", "CPU threads, 0: one per core (model.threads)"},
       {"backend", "auto|cpu|cuda", "what runs the model (backend)"},
       {"log-level", "debug|info|warning|error", "the least severe lines logged (log_level)"}};
@@ -128,8 +137,11 @@ absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("threads", 0, 1024, config.model.threads));
   GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "backend", kBackendNames, config.backend));
   GRINQH_RETURN_IF_ERROR(ReadNonEmpty(flags, "host", config.server.host));
+  // The HTTP API follows --host unless the file binds it elsewhere.
+  if (flags.Has("host") && config.http.host.empty()) config.http.host = config.server.host;
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("port", 0, 65535, config.server.port));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("metrics-port", 0, 65535, config.metrics.port));
+  GRINQH_RETURN_IF_ERROR(flags.ReadInt("http-port", 0, 65535, config.http.port));
   GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "log-level", kLogLevelNames, config.log_level));
   return CheckConfig(config);
 }
@@ -158,6 +170,11 @@ std::string FormatServerConfig(const ServerConfig& c) {
   key("enabled") << c.metrics.enabled;
   key("host") << c.metrics.host;
   key("port") << c.metrics.port;
+  out << YAML::EndMap;
+  section("http");
+  key("enabled") << c.http.enabled;
+  if (!c.http.host.empty()) key("host") << c.http.host;  // left out: --host or loopback
+  key("port") << c.http.port;
   out << YAML::EndMap;
   section("batching");
   key("max_batch_size") << c.batching.max_batch_size;

@@ -66,9 +66,10 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& proto,
       }
       if (messages.empty()) return Invalid("messages", "the conversation is empty");
       GRINQH_ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer(model, "messages"));
-      GRINQH_ASSIGN_OR_RETURN(const ChatTemplate chat, ChatTemplate::ForTokenizer(*tokenizer));
-      GRINQH_ASSIGN_OR_RETURN(const std::string text, chat.Render(messages));
-      stop_token_ids.push_back(chat.end_of_turn_id());
+      absl::StatusOr<ChatTemplate> chat = ChatTemplate::ForTokenizer(*tokenizer);
+      if (!chat.ok()) return absl::Status(chat.status().code(), absl::StrCat("messages: ", chat.status().message()));
+      GRINQH_ASSIGN_OR_RETURN(const std::string text, chat->Render(messages));
+      stop_token_ids.push_back(chat->end_of_turn_id());
       return tokenizer->Encode(text);  // the template writes BOS itself where it has one
     }
     case v1::GenerateRequest::INPUT_NOT_SET:

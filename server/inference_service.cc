@@ -1,23 +1,18 @@
 #include "server/inference_service.h"
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/base/unicode.h"
 #include "server/generate_request.h"
+#include "server/request_relay.h"
 
 namespace grinqh {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// How often a waiting handler looks whether its client is still there.
-constexpr auto kCancelPollInterval = std::chrono::milliseconds(10);
 
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
@@ -28,31 +23,6 @@ v1::FinishReason ToProto(FinishReason reason) {
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }
-
-// The scheduler's events for one call, handed from the scheduler thread to the handler.
-// Shared, because a handler that gives up early must not leave the scheduler a dangling
-// callback.
-struct EventQueue {
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<StreamEvent> events;
-
-  void Push(const StreamEvent& event) {
-    {
-      std::lock_guard lock(mutex);
-      events.push_back(event);
-    }
-    ready.notify_one();
-  }
-  // The next event, or nothing after `timeout`.
-  std::optional<StreamEvent> Pop(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex);
-    if (!ready.wait_for(lock, timeout, [&] { return !events.empty(); })) return std::nullopt;
-    StreamEvent event = std::move(events.front());
-    events.pop_front();
-    return event;
-  }
-};
 
 }  // namespace
 
@@ -77,7 +47,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
   outcome.tier = proto->has_tier() ? proto->tier() : proto->has_target_bits() ? "" : config_.default_tier;
   const auto finish = [&](grpc::Status status) {
     outcome.code = static_cast<absl::StatusCode>(status.error_code());
-    outcome.duration_s = std::chrono::duration<double>(Clock::now() - arrival).count();
+    FinishOutcome(arrival, outcome);
     metrics_.RecordRequest(outcome);
     return status;
   };
@@ -128,17 +98,9 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
       }
     }
     if (event->finished) {
-      const Usage& usage = event->usage;
-      outcome.prompt_tokens = usage.prompt_tokens;
-      outcome.completion_tokens = usage.completion_tokens;
-      outcome.time_to_first_token_s = usage.time_to_first_token_seconds;
+      RecordUsage(event->usage, outcome);
       break;
     }
-  }
-  const double total = std::chrono::duration<double>(Clock::now() - arrival).count();
-  if (outcome.completion_tokens > 1) {
-    outcome.time_per_output_token_s =
-        (total - outcome.time_to_first_token_s) / static_cast<double>(outcome.completion_tokens - 1);
   }
   if (client_gone) {
     const bool deadline_passed = context->deadline() <= std::chrono::system_clock::now();

@@ -1,7 +1,8 @@
-// `grinqh serve`: the gRPC server. Loads the model, starts the scheduler, the autoscaler,
-// the metrics endpoint and the gRPC listener (with health and reflection), then waits for
-// SIGTERM or SIGINT and drains: health turns NOT_SERVING, new requests are refused, running
-// streams get the grace period to finish, and the process exits 0.
+// `grinqh serve`: the gRPC server and the OpenAI-compatible HTTP API. Starts the HTTP API
+// (answering "loading" until the model is in), loads the model, starts the scheduler, the
+// autoscaler, the metrics endpoint and the gRPC listener (with health and reflection), then
+// waits for SIGTERM or SIGINT and drains: health turns NOT_SERVING and /ready 503, new
+// requests are refused, running streams get the grace period to finish, and the process exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "server/generate_request.h"
 #include "server/inference_service.h"
 #include "server/metrics_http.h"
+#include "server/openai_http.h"
 #include "server/serving_metrics.h"
 
 namespace grinqh {
@@ -109,6 +112,15 @@ absl::Status RunServe(const Flags& flags) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  std::unique_ptr<OpenAiHttpServer> http_server;
+  if (config.http.enabled) {
+    // A handler thread for every request the scheduler may hold (running or queued), and a
+    // few for probes and for refusing the rest.
+    const int threads = config.batching.max_batch_size + config.batching.max_queue + 4;
+    GRINQH_ASSIGN_OR_RETURN(http_server,
+                            OpenAiHttpServer::Start(config.http.EffectiveHost(), config.http.port, threads));
+  }
+
   ModelOptions model_options;
   model_options.name = std::string(BackendName(config.backend));  // the registry chooses and says why not
   model_options.num_threads = config.model.threads;
@@ -133,6 +145,11 @@ absl::Status RunServe(const Flags& flags) {
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
                            {model_name, std::string(model->backend().name())});
+  OpenAiServing openai{*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); }, model_name,
+                       static_cast<int64_t>(std::time(nullptr))};
+  // Whatever path leaves this function, the HTTP handlers stop before what they use is gone.
+  const std::unique_ptr<OpenAiHttpServer, void (*)(OpenAiHttpServer*)> stop_http(
+      http_server.get(), [](OpenAiHttpServer* s) { s->Stop(); });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -156,7 +173,11 @@ absl::Status RunServe(const Flags& flags) {
                         ", ", std::string(model->backend().name()), " backend, KV pool of ",
                         model->backend().kv_capacity_tokens(), " tokens) on ", config.server.host, ":", port,
                         metrics_server ? absl::StrCat(", metrics on ", config.metrics.host, ":", metrics_server->port(), "/metrics")
-                                       : std::string()));
+                                       : std::string(),
+                        http_server ? absl::StrCat(", OpenAI-compatible HTTP API on http://", config.http.EffectiveHost(),
+                                                   ":", http_server->port(), "/v1")
+                                    : std::string()));
+  if (http_server) http_server->Serve(openai);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -166,9 +187,11 @@ absl::Status RunServe(const Flags& flags) {
   // Probes see NOT_SERVING at once; the scheduler refuses new requests (UNAVAILABLE) and lets
   // the running ones finish within the grace period, then the listener closes.
   health->SetServingStatus(false);
+  if (http_server) http_server->Drain();
   scheduler.Shutdown(grace);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
+  if (http_server) http_server->Stop();  // every stream has had its last event
   if (metrics_server) metrics_server->Stop();
   log.Info("stopped");
   return absl::OkStatus();
@@ -183,7 +206,7 @@ const Command& ServeCommand() {
         {"check-config", "", "print the configuration, checked, and exit"}};
     // Then the flags that win over keys of the file.
     for (const FlagSpec& flag : ConfigOverrideFlags()) flags.push_back(flag);
-    return Command{{"serve", "the gRPC server (grinqh.v1.InferenceService, health, reflection, /metrics)",
+    return Command{{"serve", "the gRPC server (grinqh.v1.InferenceService, health, reflection, /metrics) and the OpenAI-compatible HTTP API",
                     std::move(flags)},
                    RunServe};
   }();

@@ -74,6 +74,11 @@ expect "not a model file" 2 'not a .grinqh file' -- "$grinqh" generate --model "
 config="$2/config/grinqh.yaml"
 expect "check the shipped config" 0 'the configuration is valid' -- "$grinqh" serve --config "$config" --check-config
 expect "flags override the config" 0 'port: 6000' -- "$grinqh" serve --config "$config" --port 6000 --check-config
+expect "the HTTP API's port" 0 'port: 8080' -- "$grinqh" serve --config "$config" --http-port 8080 --check-config
+expect "--host binds the HTTP API too" 0 'host: 0\.0\.0\.0' -- \
+  bash -c "\"$grinqh\" serve --config \"$config\" --host 0.0.0.0 --http-port 8080 --check-config | sed -n '/^http:/,/^[a-z]/p'"
+printf 'http:\n  prot: 1\n' >"$tmp/http_typo.yaml"
+expect "unknown http key" 2 'http\.prot: unknown key' -- "$grinqh" serve --config "$tmp/http_typo.yaml" --check-config
 printf 'batching:\n  max_queue: 0\n' >"$tmp/bad.yaml"
 expect "bad config value" 2 'batching.max_queue' -- "$grinqh" serve --config "$tmp/bad.yaml" --check-config
 printf 'batching:\n  max_qeue: 4\n' >"$tmp/typo.yaml"

@@ -29,7 +29,8 @@ std::optional<std::pair<int, size_t>> NumberAfter(const std::string& text, const
 }  // namespace
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {GRINQH_BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"};
+  std::vector<std::string> argv = {GRINQH_BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+                                   "--http-port", "0"};
   argv.insert(argv.end(), args.begin(), args.end());
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) {

@@ -14,7 +14,7 @@ namespace grinqh::testing {
 
 class ServerProcess {
  public:
-  // Runs `grinqh serve --host 127.0.0.1 --port 0 --metrics-port 0 <args>` and waits until it
+  // Runs `grinqh serve --host 127.0.0.1 --port 0 --metrics-port 0 --http-port 0 <args>` and waits until it
   // listens (or fails the current test on exit / timeout).
   explicit ServerProcess(const std::vector<std::string>& args);
   ~ServerProcess();  // SIGKILL if still running

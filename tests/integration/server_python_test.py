@@ -5,10 +5,7 @@ server reflection, and the `grinqh client` CLI.
 
 Usage: server_python_test.py GRINQH_BINARY REPO_ROOT PYTHON_STUB_DIR...
 """
-import json
-import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,13 +13,13 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.request
 
 GRINQH, ROOT = sys.argv[1], sys.argv[2]
 sys.path[:0] = sys.argv[3:]
 del sys.argv[1:]
 
 import grpc  # noqa: E402
+from serve_process import ServeProcess, generate_alone  # noqa: E402
 
 # The health and reflection stubs live in grpc.health / grpc.reflection, as the pip packages
 # grpcio-health-checking and grpcio-reflection put them: extend the grpc package to find them.
@@ -36,52 +33,19 @@ from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "tiny-llama3")
-READY = re.compile(r"on 127\.0\.0\.1:(\d+), metrics on [0-9.]+:(\d+)/metrics")
 
 
-class Server:
-    """`grinqh serve` on free loopback ports; stderr is collected in a thread."""
+class Server(ServeProcess):
+    """`grinqh serve` on the bundled model, and a gRPC channel to it."""
 
     def __init__(self, *args):
-        self.process = subprocess.Popen(
-            [GRINQH, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--model", MODEL, *args],
-            stderr=subprocess.PIPE, text=True)
-        self.log = []
-        ready = threading.Event()
-
-        def read():
-            for line in self.process.stderr:
-                self.log.append(line)
-                if match := READY.search(line):
-                    self.port, self.metrics_port = int(match[1]), int(match[2])
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(60):
-            self.process.kill()
-            raise RuntimeError("grinqh serve did not start:\n" + "".join(self.log))
+        super().__init__(GRINQH, MODEL, *args)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = pb_grpc.InferenceServiceStub(self.channel)
 
-    def metric(self, name):
-        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return math.nan
-
-    def await_metric(self, name, value, timeout=10):
-        deadline = time.time() + timeout
-        while self.metric(name) != value and time.time() < deadline:
-            time.sleep(0.05)
-        return self.metric(name)
-
     def close(self):
         self.channel.close()
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process.stderr.close()
+        super().close()
 
 
 def generate(stub, timeout=120, **fields):
@@ -95,10 +59,7 @@ def generate(stub, timeout=120, **fields):
 
 
 def generate_cli(prompt, max_tokens):
-    """`grinqh generate --json` on the same model: the engine alone, no server."""
-    out = subprocess.run([GRINQH, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens),
-                          "--json"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return generate_alone(GRINQH, MODEL, prompt, max_tokens)
 
 
 class ServerTest(unittest.TestCase):

@@ -49,6 +49,9 @@ TEST(ShippedConfig, ParsesToTheCodeDefaults) {
   EXPECT_EQ(config->server.port, 50051);
   EXPECT_EQ(config->metrics.port, 9400);
   EXPECT_TRUE(config->metrics.enabled);
+  EXPECT_TRUE(config->http.enabled);
+  EXPECT_EQ(config->http.port, 8000);
+  EXPECT_EQ(config->http.EffectiveHost(), "127.0.0.1");  // loopback unless configured
   EXPECT_EQ(config->log_level, LogLevel::kInfo);
   EXPECT_EQ(config->default_tier, "quality");
   ASSERT_EQ(config->tiers.size(), 5u);
@@ -66,7 +69,7 @@ TEST(ShippedConfig, ParsesToTheCodeDefaults) {
 // config/grinqh.yaml (the tests below then check all four agree).
 ServerConfig EveryFieldChanged() {
   ServerConfig c;
-  auto& [model, backend, server, metrics, batching, kv_cache, limits, tiers, default_tier, autoscaler,
+  auto& [model, backend, server, metrics, http, batching, kv_cache, limits, tiers, default_tier, autoscaler,
          log_level] = c;
   auto& [path, threads] = model;
   path = "/models/other dir";
@@ -81,6 +84,10 @@ ServerConfig EveryFieldChanged() {
   metrics_enabled = false;
   metrics_host = "127.0.0.1";
   metrics_port = 7001;
+  auto& [http_enabled, http_host, http_port] = http;
+  http_enabled = false;
+  http_host = "0.0.0.0";
+  http_port = 7002;
   auto& [max_batch_size, max_queue, prefill_chunk, max_step_tokens] = batching;
   max_batch_size = 4;
   max_queue = 5;
@@ -179,6 +186,9 @@ TEST(ParseServerConfig, RefusesPortsOutOfRangeAndClashing) {
   ExpectRefused("metrics:\n  port: 50051\n", {"metrics.port: must differ from server.port"});
   EXPECT_TRUE(ParseServerConfig("metrics:\n  enabled: false\n  port: 50051\n").ok());  // no listener, no clash
   EXPECT_TRUE(ParseServerConfig("server:\n  port: 0\nmetrics:\n  port: 0\n").ok());    // both pick a free port
+  ExpectRefused("http:\n  port: 9400\n", {"http.port: must differ from metrics.port"});
+  ExpectRefused("http:\n  hots: x\n", {"http.hots: unknown key"});
+  EXPECT_TRUE(ParseServerConfig("http:\n  enabled: false\n  port: 50051\n").ok());
 }
 
 TEST(ParseServerConfig, RefusesUnknownEnumValues) {
@@ -260,6 +270,13 @@ TEST(ApplyOverrides, FlagsWinOverTheFile) {
   EXPECT_EQ(config->server.host, "127.0.0.1");
   EXPECT_EQ(config->backend, BackendKind::kCpu);
   EXPECT_EQ(config->log_level, LogLevel::kDebug);
+  EXPECT_EQ(config->http.host, "127.0.0.1");  // --host binds the HTTP API the file leaves unbound
+
+  absl::StatusOr<ServerConfig> http_bound = ParseServerConfig("http:\n  host: 10.0.0.1\n");
+  ASSERT_TRUE(http_bound.ok()) << http_bound.status();
+  ASSERT_TRUE(ApplyOverrides(*http_bound, *OverrideFlags({"--host", "0.0.0.0", "--http-port", "8080"})).ok());
+  EXPECT_EQ(http_bound->http.host, "10.0.0.1");  // the file's http.host wins over --host
+  EXPECT_EQ(http_bound->http.port, 8080);
 
   ServerConfig untouched;  // no flags: nothing changes
   ASSERT_TRUE(ApplyOverrides(untouched, *OverrideFlags({})).ok());
@@ -279,6 +296,8 @@ TEST(ApplyOverrides, RefusesBadFlagValuesNamingTheFlag) {
   refused({"--log-level", "loud"}, "--log-level must be one of debug, info, warning, error");
   refused({"--model", ""}, "--model must not be empty");
   refused({"--metrics-port", "50051"}, "metrics.port: must differ from server.port");  // CheckConfig runs
+  refused({"--http-port", "9400"}, "http.port: must differ from metrics.port");
+  refused({"--http-port", "50051"}, "http.port: must differ from server.port");
 }
 
 // ---- Autoscaler ----

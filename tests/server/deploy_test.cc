@@ -36,10 +36,12 @@ TEST(DeployTest, ManifestsMatchTheServerConfig) {
   int service_ports = 0;
   for (const YAML::Node& port : service["spec"]["ports"]) {
     const int number = port["port"].as<int>();
-    EXPECT_TRUE(number == config->server.port || number == config->metrics.port) << number;
+    EXPECT_TRUE(number == config->server.port || number == config->metrics.port || number == config->http.port)
+        << number;
     ++service_ports;
   }
-  EXPECT_EQ(service_ports, 2);
+  EXPECT_EQ(service_ports, 3);
+  EXPECT_EQ(config->http.host, "0.0.0.0");  // the Service reaches the HTTP API only off loopback
 }
 
 }  // namespace
