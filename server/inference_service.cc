@@ -132,13 +132,10 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
       outcome.prompt_tokens = usage.prompt_tokens;
       outcome.completion_tokens = usage.completion_tokens;
       outcome.time_to_first_token_s = usage.time_to_first_token_seconds;
+      outcome.queue_time_s = usage.queue_seconds;
+      outcome.finish_reason = std::string(FinishReasonName(event->finish_reason));
       break;
     }
-  }
-  const double total = std::chrono::duration<double>(Clock::now() - arrival).count();
-  if (outcome.completion_tokens > 1) {
-    outcome.time_per_output_token_s =
-        (total - outcome.time_to_first_token_s) / static_cast<double>(outcome.completion_tokens - 1);
   }
   if (client_gone) {
     const bool deadline_passed = context->deadline() <= std::chrono::system_clock::now();

@@ -119,6 +119,7 @@ absl::Status RunServe(const Flags& flags) {
   AutoscalerThread autoscaler(config.autoscaler, scheduler);
 
   ServingMetricsOptions metrics_options;
+  metrics_options.model = model_name;
   for (const Tier& tier : config.tiers) metrics_options.tiers.push_back(tier.name);
   ServingMetrics metrics(metrics_options, [&scheduler] {
     const SchedulerStats stats = scheduler.stats();
@@ -128,7 +129,7 @@ absl::Status RunServe(const Flags& flags) {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (config.metrics.enabled) {
     GRINQH_ASSIGN_OR_RETURN(metrics_server,
-                            MetricsHttpServer::Start(metrics.registry(), config.metrics.host, config.metrics.port));
+                            MetricsHttpServer::Start(metrics, config.metrics.host, config.metrics.port));
   }
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
