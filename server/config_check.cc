@@ -88,7 +88,7 @@ const std::vector<FlagSpec>& ConfigOverrideFlags() {
   // Each help line ends with the key the flag overrides.
   static const std::vector<FlagSpec> flags = {
       {"model", "PATH", "the model to serve (model.path)"},
-      {"host", "H", "the address to listen on (server.host)"},
+      {"host", "H", "the address to listen on, /metrics too unless metrics.host is set (server.host)"},
       {"port", "N", "the gRPC port (server.port)"},
       {"metrics-port", "N", "the /metrics port (metrics.port)"},
       {"threads", "N", "CPU threads, 0: one per core (model.threads)"},
@@ -156,7 +156,7 @@ std::string FormatServerConfig(const ServerConfig& c) {
   out << YAML::EndMap;
   section("metrics");
   key("enabled") << c.metrics.enabled;
-  key("host") << c.metrics.host;
+  if (c.metrics.host) key("host") << *c.metrics.host;  // unset: server.host
   key("port") << c.metrics.port;
   out << YAML::EndMap;
   section("batching");

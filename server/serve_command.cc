@@ -129,7 +129,7 @@ absl::Status RunServe(const Flags& flags) {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (config.metrics.enabled) {
     GRINQH_ASSIGN_OR_RETURN(metrics_server,
-                            MetricsHttpServer::Start(metrics, config.metrics.host, config.metrics.port));
+                            MetricsHttpServer::Start(metrics, config.MetricsHost(), config.metrics.port));
   }
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
@@ -156,7 +156,7 @@ absl::Status RunServe(const Flags& flags) {
                                                      : std::string("bf16, full precision only"),
                         ", ", std::string(model->backend().name()), " backend, KV pool of ",
                         model->backend().kv_capacity_tokens(), " tokens) on ", config.server.host, ":", port,
-                        metrics_server ? absl::StrCat(", metrics on ", config.metrics.host, ":", metrics_server->port(), "/metrics")
+                        metrics_server ? absl::StrCat(", metrics on ", config.MetricsHost(), ":", metrics_server->port(), "/metrics")
                                        : std::string()));
 
   int signal_number = 0;
