@@ -252,6 +252,19 @@ TEST(ServingMetricsTest, RecordsRequestsByModelTierCodeAndFinishReason) {
   EXPECT_GT(Sample(text, "process_start_time_seconds"), 0);
 }
 
+TEST(ServingMetricsTest, HelpTextsNeedNoEscaping) {
+  // prometheus-cpp 1.0.1 writes HELP text as given: a backslash or newline would break the
+  // exposition, so none of ours may have one.
+  ServingMetrics metrics({.model = "m", .tiers = {"fast"}}, nullptr);
+  metrics.RecordRequest({.tier = "fast", .completion_tokens = 2, .time_to_first_token_s = 0.1, .duration_s = 0.2});
+  const std::vector<prometheus::MetricFamily> families = metrics.Collect();
+  EXPECT_EQ(families.size(), 18u);  // 9 request-level, build info, 5 live gauges, 3 of the process
+  for (const prometheus::MetricFamily& family : families) {
+    EXPECT_FALSE(family.help.empty()) << family.name;
+    EXPECT_EQ(family.help.find_first_of("\\\n"), std::string::npos) << family.name;
+  }
+}
+
 TEST(ServingMetricsTest, DerivedLatenciesNeverGoNegative) {
   ServingMetrics metrics({.model = "m", .tiers = {"fast"}}, nullptr);
   // The engine's clocks and the service's round differently: a queue time a hair over the
