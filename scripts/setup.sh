@@ -7,8 +7,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # API layer: gRPC, Protocol Buffers, Abseil (also the engine's Status type)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  # metrics endpoint and the OpenAI-compatible HTTP API: a small HTTP server library
-  libcpp-httplib-dev
+  # metrics (prometheus-cpp's registry and text serializer) and the OpenAI-compatible HTTP API,
+  # both served by a small HTTP server library
+  prometheus-cpp-dev libcpp-httplib-dev
   # configuration, JSON (config.json, tokenizer.json, safetensors headers)
   libyaml-cpp-dev nlohmann-json3-dev
   # .grinqh files: a CRC-32 per tensor

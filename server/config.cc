@@ -166,7 +166,9 @@ absl::Status ReadServer(MapReader& m, ServerSection& server) {
 
 absl::Status ReadMetrics(MapReader& m, MetricsSection& metrics) {
   GRINQH_RETURN_IF_ERROR(m.Bool("enabled", metrics.enabled));
-  GRINQH_RETURN_IF_ERROR(m.String("host", metrics.host));
+  std::string host;  // absent keeps it unset (String refuses an empty value)
+  GRINQH_RETURN_IF_ERROR(m.String("host", host));
+  if (!host.empty()) metrics.host = host;
   return m.Int("port", 0, 65535, metrics.port);
 }
 

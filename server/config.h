@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,9 @@ struct ServerSection {
 
 struct MetricsSection {  // Prometheus text exposition, always at /metrics
   bool enabled = true;
-  std::string host = "0.0.0.0";
+  // Unset: server.host (which --host sets), so one address binds both listeners unless the
+  // file splits them. ServerConfig::MetricsHost() resolves it.
+  std::optional<std::string> host;
   int port = 9400;  // 0 = any free port
   bool operator==(const MetricsSection&) const = default;
 };
@@ -108,6 +111,7 @@ struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
 
   const Tier* FindTier(std::string_view name) const;  // nullptr when not defined
+  const std::string& MetricsHost() const { return metrics.host ? *metrics.host : server.host; }
   bool operator==(const ServerConfig&) const = default;
 };
 

@@ -96,7 +96,7 @@ const std::vector<FlagSpec>& ConfigOverrideFlags() {
   // Each help line ends with the key the flag overrides.
   static const std::vector<FlagSpec> flags = {
       {"model", "PATH", "the model to serve (model.path)"},
-      {"host", "H", "the address to listen on (server.host; http.host too when the file leaves it out)"},
+      {"host", "H", "the address to listen on (server.host; /metrics and the HTTP API too unless metrics.host / http.host say otherwise)"},
       {"port", "N", "the gRPC port (server.port)"},
       {"metrics-port", "N", "the /metrics port (metrics.port)"},
       {"http-port", "N", "the OpenAI-compatible HTTP API's port (http.port)"},
@@ -168,7 +168,7 @@ std::string FormatServerConfig(const ServerConfig& c) {
   out << YAML::EndMap;
   section("metrics");
   key("enabled") << c.metrics.enabled;
-  key("host") << c.metrics.host;
+  if (c.metrics.host) key("host") << *c.metrics.host;  // unset: server.host
   key("port") << c.metrics.port;
   out << YAML::EndMap;
   section("http");

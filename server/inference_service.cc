@@ -98,7 +98,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
       }
     }
     if (event->finished) {
-      RecordUsage(event->usage, outcome);
+      RecordFinal(*event, outcome);
       break;
     }
   }

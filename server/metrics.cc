@@ -1,271 +1,122 @@
 #include "server/metrics.h"
 
+#include <unistd.h>
+
 #include <algorithm>
-#include <cctype>
-#include <charconv>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "prometheus/check_names.h"
+#include "prometheus/text_serializer.h"
 
 namespace grinqh::metrics {
 namespace {
 
-[[noreturn]] void Fail(const std::string& message) {
-  std::fprintf(stderr, "metrics: %s\n", message.c_str());
-  std::abort();
+// The fields of /proc/self/stat after the command name, which is in parentheses and may
+// itself hold spaces and parentheses; the first is field 3 (state) of proc(5).
+std::vector<std::string> ProcSelfStatFields() {
+  std::ifstream file("/proc/self/stat");
+  std::string line;
+  std::getline(file, line);
+  const size_t name_end = line.rfind(')');
+  if (name_end == std::string::npos) return {};
+  std::istringstream rest(line.substr(name_end + 1));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
 }
 
-bool IsMetricName(const std::string& name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
-  });
+// proc(5)'s field number `n` (1-based) of /proc/self/stat, as a number; 0 when missing.
+double StatField(const std::vector<std::string>& fields, size_t n) {
+  return n >= 3 && n - 3 < fields.size() ? std::stod(fields[n - 3]) : 0;
 }
 
-bool IsLabelName(const std::string& name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])) || name.starts_with("__"))
-    return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
-}
-
-void AppendSample(std::string& out, const std::string& name, const std::string& label_text,
-                  const std::string& value) {
-  out += name;
-  if (!label_text.empty()) absl::StrAppend(&out, "{", label_text, "}");
-  absl::StrAppend(&out, " ", value, "\n");
-}
-
-void RenderChild(std::string& out, const std::string& name, const std::string& label_text, const Counter& c) {
-  AppendSample(out, name, label_text, FormatValue(c.Value()));
-}
-
-void RenderChild(std::string& out, const std::string& name, const std::string& label_text, const Gauge& g) {
-  AppendSample(out, name, label_text, FormatValue(g.Value()));
-}
-
-void RenderChild(std::string& out, const std::string& name, const std::string& label_text,
-                 const Histogram& h) {
-  const Histogram::Snapshot snapshot = h.Read();
-  const std::string separator = label_text.empty() ? "" : ",";
-  const std::string bucket = name + "_bucket";
-  for (size_t i = 0; i < snapshot.cumulative_counts.size(); ++i) {
-    const std::string le = i < h.upper_bounds().size() ? FormatValue(h.upper_bounds()[i]) : "+Inf";
-    AppendSample(out, bucket, absl::StrCat(label_text, separator, "le=\"", le, "\""),
-                 absl::StrCat(snapshot.cumulative_counts[i]));
-  }
-  AppendSample(out, name + "_sum", label_text, FormatValue(snapshot.sum));
-  AppendSample(out, name + "_count", label_text, absl::StrCat(snapshot.cumulative_counts.back()));
-}
-
-class CallbackGaugeFamily : public FamilyBase {
- public:
-  CallbackGaugeFamily(std::string name, std::string help, std::function<double()> read)
-      : FamilyBase(std::move(name), std::move(help), "gauge"), read_(std::move(read)) {}
-
- protected:
-  void RenderSamples(std::string& out) const override { AppendSample(out, name(), "", FormatValue(read_())); }
-
- private:
-  const std::function<double()> read_;
-};
+double ClockTicksPerSecond() { return double(sysconf(_SC_CLK_TCK)); }
 
 }  // namespace
 
-std::string EscapeHelp(std::string_view help) {
-  std::string out;
-  for (char c : help) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
+std::string ExposeText(const std::vector<const prometheus::Collectable*>& collectables) {
+  std::vector<prometheus::MetricFamily> families;
+  for (const prometheus::Collectable* collectable : collectables) {
+    for (prometheus::MetricFamily& family : collectable->Collect()) families.push_back(std::move(family));
   }
-  return out;
-}
-
-std::string EscapeLabelValue(std::string_view value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n')
-      out += "\\n";
-    else if (c == '"')
-      out += "\\\"";
-    else
-      out += c;
+  // prometheus-cpp keeps series in hash order; sorted, a scrape reads the same every time.
+  std::stable_sort(families.begin(), families.end(),
+                   [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (prometheus::MetricFamily& family : families) {
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const auto& a, const auto& b) { return a.label < b.label; });
   }
-  return out;
+  return prometheus::TextSerializer().Serialize(families);
 }
 
-std::string FormatValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[32];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, result.ptr);
+void ScrapeTimeMetrics::AddGauge(const std::string& name, const std::string& help, std::function<double()> read) {
+  Add({name, help, prometheus::MetricType::Gauge, std::move(read)});
 }
 
-void Counter::Increment(double amount) {
-  if (!(amount >= 0)) return;
-  value_.fetch_add(amount, std::memory_order_relaxed);
+void ScrapeTimeMetrics::AddCounter(const std::string& name, const std::string& help,
+                                   std::function<double()> read) {
+  Add({name, help, prometheus::MetricType::Counter, std::move(read)});
 }
 
-Histogram::Histogram(std::vector<double> upper_bounds)
-    : upper_bounds_(std::move(upper_bounds)),
-      bucket_counts_(std::make_unique<std::atomic<uint64_t>[]>(upper_bounds_.size() + 1)) {}
-
-void Histogram::Observe(double value) {
-  if (std::isnan(value)) return;
-  // The first bound >= value: buckets are `le`, so a value on a bound counts in that bucket.
-  const size_t bucket =
-      size_t(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin());
-  bucket_counts_[bucket].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(value, std::memory_order_relaxed);
-}
-
-Histogram::Snapshot Histogram::Read() const {
-  // Count and +Inf come from the same bucket reads, so they always agree and the buckets
-  // are cumulative even while other threads observe.
-  Snapshot snapshot;
-  snapshot.cumulative_counts.resize(upper_bounds_.size() + 1);
-  uint64_t running = 0;
-  for (size_t i = 0; i <= upper_bounds_.size(); ++i) {
-    running += bucket_counts_[i].load(std::memory_order_relaxed);
-    snapshot.cumulative_counts[i] = running;
+void ScrapeTimeMetrics::Add(Entry entry) {
+  if (!prometheus::CheckMetricName(entry.name)) throw std::invalid_argument("Invalid metric name " + entry.name);
+  const auto same_name = [&entry](const Entry& e) { return e.name == entry.name; };
+  if (std::any_of(entries_.begin(), entries_.end(), same_name)) {
+    throw std::invalid_argument("Family name already exists: " + entry.name);
   }
-  snapshot.sum = sum_.load(std::memory_order_relaxed);
-  return snapshot;
+  entries_.push_back(std::move(entry));
 }
 
-void FamilyBase::Render(std::string& out) const {
-  std::string samples;
-  RenderSamples(samples);
-  if (samples.empty()) return;
-  absl::StrAppend(&out, "# HELP ", name_, " ", EscapeHelp(help_), "\n");
-  absl::StrAppend(&out, "# TYPE ", name_, " ", type_, "\n", samples);
-}
-
-template <typename Metric>
-Family<Metric>::Family(std::string name, std::string help, std::string type,
-                       std::vector<std::string> label_names,
-                       std::function<std::unique_ptr<Metric>()> make_child)
-    : FamilyBase(std::move(name), std::move(help), std::move(type)),
-      label_names_(std::move(label_names)),
-      make_child_(std::move(make_child)) {}
-
-template <typename Metric>
-Metric& Family<Metric>::WithLabels(const LabelValues& values) {
-  if (values.size() != label_names_.size()) {
-    Fail(absl::StrCat(name(), " takes ", label_names_.size(), " label values (",
-                      absl::StrJoin(label_names_, ","), "), got ", values.size()));
+std::vector<prometheus::MetricFamily> ScrapeTimeMetrics::Collect() const {
+  std::vector<prometheus::MetricFamily> families;
+  for (const Entry& entry : entries_) {
+    prometheus::MetricFamily& family = families.emplace_back();
+    family.name = entry.name;
+    family.help = entry.help;
+    family.type = entry.type;
+    prometheus::ClientMetric& metric = family.metric.emplace_back();
+    const double value = entry.read ? entry.read() : 0;
+    (entry.type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value) = value;
   }
-  std::lock_guard lock(mutex_);
-  auto it = children_.find(values);
-  if (it == children_.end()) {
-    std::vector<std::string> pairs;
-    for (size_t i = 0; i < values.size(); ++i) {
-      pairs.push_back(absl::StrCat(label_names_[i], "=\"", EscapeLabelValue(values[i]), "\""));
-    }
-    it = children_.emplace(values, Child{absl::StrJoin(pairs, ","), make_child_()}).first;
-  }
-  return *it->second.metric;
+  return families;
 }
 
-template <typename Metric>
-void Family<Metric>::RenderSamples(std::string& out) const {
-  std::lock_guard lock(mutex_);
-  for (const auto& [values, child] : children_) RenderChild(out, name(), child.label_text, *child.metric);
+double ProcessCpuSeconds() {
+  const std::vector<std::string> fields = ProcSelfStatFields();
+  return (StatField(fields, 14) + StatField(fields, 15)) / ClockTicksPerSecond();  // utime + stime
 }
 
-template class Family<Counter>;
-template class Family<Gauge>;
-template class Family<Histogram>;
-
-void Registry::Reserve(const std::string& name, const std::vector<std::string>& sample_names,
-                       const std::vector<std::string>& label_names) {
-  if (!IsMetricName(name)) Fail(absl::StrCat("invalid metric name \"", name, "\""));
-  std::set<std::string> seen;
-  for (const std::string& label : label_names) {
-    if (!IsLabelName(label)) Fail(absl::StrCat(name, ": invalid label name \"", label, "\""));
-    if (!seen.insert(label).second) Fail(absl::StrCat(name, ": label \"", label, "\" given twice"));
-  }
-  if (families_.count(name) > 0) Fail(absl::StrCat("metric ", name, " registered twice"));
-  for (const std::string& sample : sample_names) {
-    if (sample_names_.count(sample) > 0) Fail(absl::StrCat(name, ": its series ", sample, " already exist"));
-  }
-  sample_names_.insert(sample_names.begin(), sample_names.end());
+double ProcessResidentMemoryBytes() {
+  std::ifstream file("/proc/self/statm");
+  double size_pages = 0, resident_pages = 0;
+  if (!(file >> size_pages >> resident_pages)) return 0;
+  return resident_pages * double(sysconf(_SC_PAGESIZE));
 }
 
-template <typename F>
-F& Registry::Insert(std::unique_ptr<F> family) {
-  F& result = *family;
-  const std::string name = family->name();
-  families_.emplace(name, std::move(family));
-  return result;
-}
-
-Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
-                                      std::vector<std::string> label_names) {
-  std::lock_guard lock(mutex_);
-  Reserve(name, {name}, label_names);
-  const bool unlabelled = label_names.empty();
-  auto& family = Insert(std::make_unique<Family<Counter>>(name, help, "counter", std::move(label_names),
-                                                          [] { return std::make_unique<Counter>(); }));
-  if (unlabelled) family.Get();  // an unlabelled metric is exposed from the start, at 0
-  return family;
-}
-
-Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
-                                  std::vector<std::string> label_names) {
-  std::lock_guard lock(mutex_);
-  Reserve(name, {name}, label_names);
-  const bool unlabelled = label_names.empty();
-  auto& family = Insert(std::make_unique<Family<Gauge>>(name, help, "gauge", std::move(label_names),
-                                                        [] { return std::make_unique<Gauge>(); }));
-  if (unlabelled) family.Get();
-  return family;
-}
-
-Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::string& help,
-                                          std::vector<std::string> label_names,
-                                          std::vector<double> upper_bounds) {
-  if (std::find(label_names.begin(), label_names.end(), "le") != label_names.end()) {
-    Fail(absl::StrCat(name, ": a histogram may not have the label \"le\""));
-  }
-  for (size_t i = 0; i < upper_bounds.size(); ++i) {
-    if (!std::isfinite(upper_bounds[i]) || (i > 0 && upper_bounds[i] <= upper_bounds[i - 1])) {
-      Fail(absl::StrCat(name, ": bucket bounds must be finite and strictly increasing"));
+double ProcessStartTimeSeconds() {
+  // starttime counts clock ticks since boot; /proc/stat's btime is the boot in Unix seconds.
+  std::ifstream stat("/proc/stat");
+  double boot_time = 0;
+  for (std::string key; stat >> key;) {
+    if (key == "btime") {
+      stat >> boot_time;
+      break;
     }
   }
-  std::lock_guard lock(mutex_);
-  Reserve(name, {name + "_bucket", name + "_sum", name + "_count"}, label_names);
-  const bool unlabelled = label_names.empty();
-  auto& family = Insert(std::make_unique<Family<Histogram>>(
-      name, help, "histogram", std::move(label_names),
-      [bounds = std::move(upper_bounds)] { return std::make_unique<Histogram>(bounds); }));
-  if (unlabelled) family.Get();
-  return family;
+  if (boot_time == 0) return 0;
+  return boot_time + StatField(ProcSelfStatFields(), 22) / ClockTicksPerSecond();
 }
 
-void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
-                                std::function<double()> read) {
-  std::lock_guard lock(mutex_);
-  Reserve(name, {name}, {});
-  Insert(std::make_unique<CallbackGaugeFamily>(name, help, std::move(read)));
-}
-
-std::string Registry::Expose() const {
-  std::lock_guard lock(mutex_);
-  std::string out;
-  for (const auto& [name, family] : families_) family->Render(out);
-  return out;
+void AddProcessMetrics(ScrapeTimeMetrics& metrics) {
+  metrics.AddCounter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                     ProcessCpuSeconds);
+  metrics.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ProcessResidentMemoryBytes);
+  const double start_time = ProcessStartTimeSeconds();  // fixed for the process' life
+  metrics.AddGauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                   [start_time] { return start_time; });
 }
 
 }  // namespace grinqh::metrics

@@ -6,14 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
+#include "server/metrics.h"
 
 namespace grinqh {
 
 MetricsHttpServer::MetricsHttpServer() : http_(std::make_unique<httplib::Server>()) {}
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const metrics::Registry& registry,
-                                                                            const std::string& host,
-                                                                            int port) {
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const prometheus::Collectable& collectable, const std::string& host, int port) {
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
   httplib::Server& http = *server->http_;
   // Scrapes are rare and small: two workers, and one request per connection, so that Stop
@@ -26,8 +26,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
     int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  http.Get("/metrics", [&registry](const httplib::Request&, httplib::Response& response) {
-    response.set_content(registry.Expose(), "text/plain; version=0.0.4; charset=utf-8");
+  http.Get("/metrics", [&collectable](const httplib::Request&, httplib::Response& response) {
+    response.set_content(metrics::ExposeText({&collectable}), "text/plain; version=0.0.4; charset=utf-8");
   });
 
   if (port == 0) {

@@ -1,5 +1,7 @@
-// Serves a metrics::Registry over HTTP for Prometheus: `GET /metrics` returns the text
-// exposition format, anything else 404. cpp-httplib runs it on a thread of its own.
+// Serves prometheus-cpp metrics over HTTP for Prometheus: `GET /metrics` returns the text
+// exposition format (metrics::ExposeText), anything else 404. cpp-httplib runs it on a thread
+// of its own: the HTTP library the server already uses, rather than prometheus-cpp's civetweb
+// exposer, because one HTTP stack is simpler to harden than two.
 #pragma once
 
 #include <atomic>
@@ -8,7 +10,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "server/metrics.h"
+#include "prometheus/collectable.h"
 
 namespace httplib {
 class Server;
@@ -18,9 +20,9 @@ namespace grinqh {
 
 class MetricsHttpServer {
  public:
-  // Binds host:port (port 0 picks a free one) and starts serving `registry`, which must
-  // outlive the server. UNAVAILABLE naming host:port when it cannot bind.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const metrics::Registry& registry,
+  // Binds host:port (port 0 picks a free one) and starts serving what `collectable` collects;
+  // it must outlive the server. UNAVAILABLE naming host:port when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const prometheus::Collectable& collectable,
                                                                   const std::string& host, int port);
   ~MetricsHttpServer();  // Stop()
   MetricsHttpServer(const MetricsHttpServer&) = delete;

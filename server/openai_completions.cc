@@ -109,7 +109,7 @@ class Completion {
   }
   void Finish(const StreamEvent& event) {
     finished_ = true;
-    RecordUsage(event.usage, outcome_);
+    RecordFinal(event, outcome_);
     Record(event.status.ok() ? absl::StatusCode::kOk : absl::StatusCode::kInternal);
   }
   void Record(absl::StatusCode code) {

@@ -2,18 +2,16 @@
 
 namespace grinqh {
 
-void RecordUsage(const Usage& usage, RequestOutcome& outcome) {
-  outcome.prompt_tokens = usage.prompt_tokens;
-  outcome.completion_tokens = usage.completion_tokens;
-  outcome.time_to_first_token_s = usage.time_to_first_token_seconds;
+void RecordFinal(const StreamEvent& event, RequestOutcome& outcome) {
+  outcome.prompt_tokens = event.usage.prompt_tokens;
+  outcome.completion_tokens = event.usage.completion_tokens;
+  outcome.time_to_first_token_s = event.usage.time_to_first_token_seconds;
+  outcome.queue_time_s = event.usage.queue_seconds;
+  outcome.finish_reason = std::string(FinishReasonName(event.finish_reason));
 }
 
 void FinishOutcome(std::chrono::steady_clock::time_point arrival, RequestOutcome& outcome) {
   outcome.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - arrival).count();
-  if (outcome.completion_tokens > 1) {
-    outcome.time_per_output_token_s = (outcome.duration_s - outcome.time_to_first_token_s) /
-                                      static_cast<double>(outcome.completion_tokens - 1);
-  }
 }
 
 }  // namespace grinqh

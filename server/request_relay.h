@@ -41,9 +41,9 @@ struct EventQueue {
   }
 };
 
-// Copies the final event's usage into the outcome.
-void RecordUsage(const Usage& usage, RequestOutcome& outcome);
-// Sets the duration from `arrival`, and the time per output token from it and the usage.
+// Copies the final event's usage and finish reason into the outcome.
+void RecordFinal(const StreamEvent& event, RequestOutcome& outcome);
+// Sets the duration from `arrival` (the metrics derive the per-token and phase times).
 void FinishOutcome(std::chrono::steady_clock::time_point arrival, RequestOutcome& outcome);
 
 }  // namespace grinqh

@@ -131,6 +131,7 @@ absl::Status RunServe(const Flags& flags) {
   AutoscalerThread autoscaler(config.autoscaler, scheduler);
 
   ServingMetricsOptions metrics_options;
+  metrics_options.model = model_name;
   for (const Tier& tier : config.tiers) metrics_options.tiers.push_back(tier.name);
   ServingMetrics metrics(metrics_options, [&scheduler] {
     const SchedulerStats stats = scheduler.stats();
@@ -140,7 +141,7 @@ absl::Status RunServe(const Flags& flags) {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (config.metrics.enabled) {
     GRINQH_ASSIGN_OR_RETURN(metrics_server,
-                            MetricsHttpServer::Start(metrics.registry(), config.metrics.host, config.metrics.port));
+                            MetricsHttpServer::Start(metrics, config.MetricsHost(), config.metrics.port));
   }
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
@@ -172,7 +173,7 @@ absl::Status RunServe(const Flags& flags) {
                                                      : std::string("bf16, full precision only"),
                         ", ", std::string(model->backend().name()), " backend, KV pool of ",
                         model->backend().kv_capacity_tokens(), " tokens) on ", config.server.host, ":", port,
-                        metrics_server ? absl::StrCat(", metrics on ", config.metrics.host, ":", metrics_server->port(), "/metrics")
+                        metrics_server ? absl::StrCat(", metrics on ", config.MetricsHost(), ":", metrics_server->port(), "/metrics")
                                        : std::string(),
                         http_server ? absl::StrCat(", OpenAI-compatible HTTP API on http://", config.http.EffectiveHost(),
                                                    ":", http_server->port(), "/v1")

@@ -281,6 +281,38 @@ TEST_F(ServerTest, CancellingMidStreamFreesTheSlotAndCache) {
   EXPECT_EQ(AwaitMetric(server_->metrics_port(), "grinqh_kv_cache_used_tokens", 0), 0);
 }
 
+TEST_F(ServerTest, MetricsCountAFinishedRequestByModelTierAndFinishReason) {
+  // A series appears on first use, so one never used reads as 0.
+  const auto count = [this](const std::string& series) {
+    const double value = Metric(server_->metrics_port(), series);
+    return std::isnan(value) ? 0.0 : value;
+  };
+  const std::string model = "model=\"tiny-llama3\"";
+  const std::string requests =
+      "grinqh_requests_total{" + model + ",code=\"OK\",finish_reason=\"length\",tier=\"balanced\"}";
+  const std::vector<std::string> histograms = {
+      "grinqh_request_queue_time_seconds", "grinqh_request_prefill_time_seconds",
+      "grinqh_request_decode_time_seconds", "grinqh_time_per_output_token_seconds"};
+  const auto histogram_count = [&](const std::string& name) {
+    return count(name + "_count{" + model + ",tier=\"balanced\"}");
+  };
+  const double requests_before = count(requests);
+  std::vector<double> before;
+  for (const std::string& name : histograms) before.push_back(histogram_count(name));
+
+  v1::GenerateRequest request = Prompt("def main():", 4);
+  request.set_tier("balanced");
+  const Completion got = Stream(*stub_, request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+  ASSERT_EQ(got.last().finish_reason(), v1::FINISH_REASON_LENGTH);
+  // The handler records the request before it returns the status the client just read.
+  EXPECT_EQ(count(requests), requests_before + 1);
+  for (size_t i = 0; i < histograms.size(); ++i) {
+    EXPECT_EQ(histogram_count(histograms[i]), before[i] + 1) << histograms[i];
+  }
+  EXPECT_GT(count("process_resident_memory_bytes"), 0);
+}
+
 TEST_F(ServerTest, DeadlinesAreHonoured) {
   const Completion got = Stream(*stub_, Prompt("def main():", 4000), /*timeout_seconds=*/0.3);
   EXPECT_EQ(got.status.error_code(), grpc::DEADLINE_EXCEEDED);

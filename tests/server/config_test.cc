@@ -283,6 +283,31 @@ TEST(ApplyOverrides, FlagsWinOverTheFile) {
   EXPECT_EQ(untouched, ServerConfig{});
 }
 
+TEST(ApplyOverrides, HostBindsMetricsTooUnlessMetricsHostIsSet) {
+  // Without metrics.host (the default, and the shipped file), both listeners take server.host.
+  EXPECT_EQ(ServerConfig{}.MetricsHost(), "0.0.0.0");
+  absl::StatusOr<ServerConfig> shipped = LoadServerConfig(kShippedConfig);
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  ASSERT_TRUE(ApplyOverrides(*shipped, *OverrideFlags({"--host", "127.0.0.1"})).ok());
+  EXPECT_EQ(shipped->server.host, "127.0.0.1");
+  EXPECT_EQ(shipped->MetricsHost(), "127.0.0.1");
+
+  // metrics.host in the file says otherwise: --host moves the gRPC listener only.
+  absl::StatusOr<ServerConfig> split = ParseServerConfig("metrics:\n  host: 0.0.0.0\n");
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_TRUE(ApplyOverrides(*split, *OverrideFlags({"--host", "127.0.0.1"})).ok());
+  EXPECT_EQ(split->server.host, "127.0.0.1");
+  EXPECT_EQ(split->MetricsHost(), "0.0.0.0");
+
+  // An unset metrics.host is left out when the config is written, and stays unset read back.
+  const std::string yaml = FormatServerConfig(*shipped);
+  EXPECT_FALSE(YAML::Load(yaml)["metrics"]["host"].IsDefined()) << yaml;
+  absl::StatusOr<ServerConfig> reread = ParseServerConfig(yaml);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(*reread, *shipped);
+  ExpectRefused("metrics:\n  host: \"\"\n", {"metrics.host: must not be empty"});
+}
+
 TEST(ApplyOverrides, RefusesBadFlagValuesNamingTheFlag) {
   const auto refused = [](const std::vector<std::string>& args, const std::string& part) {
     ServerConfig config;

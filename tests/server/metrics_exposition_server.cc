@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  grinqh::ServingMetrics metrics({.version = "test", .tiers = {"quality", "balanced", "fast"}}, [] {
+  const grinqh::ServingMetricsOptions options{
+      .version = "test", .model = "tiny-llama3", .tiers = {"quality", "balanced", "fast"}};
+  grinqh::ServingMetrics metrics(options, [] {
     return grinqh::ServingSnapshot{.queue_depth = 3,
                                    .running_batch_size = 16,
                                    .kv_cache_used_tokens = 12000,
@@ -47,25 +49,27 @@ int main(int argc, char** argv) {
   // 7 requests in all (the CMake test checks the sum through Prometheus).
   for (int i = 0; i < 3; ++i) {
     metrics.RecordRequest({.tier = "quality",
+                           .finish_reason = "length",
                            .prompt_tokens = 20,
                            .completion_tokens = 64,
+                           .queue_time_s = 0.01 * i,
                            .time_to_first_token_s = 0.04 * (i + 1),
-                           .time_per_output_token_s = 0.012,
                            .duration_s = 0.8});
   }
   for (int i = 0; i < 2; ++i) {
     metrics.RecordRequest({.tier = "fast",
+                           .finish_reason = "eos",
                            .prompt_tokens = 7,
                            .completion_tokens = 16,
+                           .queue_time_s = 0.002,
                            .time_to_first_token_s = 0.01,
-                           .time_per_output_token_s = 0.004,
                            .duration_s = 0.07});
   }
   metrics.RecordRequest({.tier = "balanced", .code = absl::StatusCode::kInvalidArgument, .prompt_tokens = 0});
   metrics.RecordRequest(
       {.tier = "no such tier \"x\"\n", .code = absl::StatusCode::kResourceExhausted, .prompt_tokens = 5});
 
-  auto server = grinqh::MetricsHttpServer::Start(metrics.registry(), host, port);
+  auto server = grinqh::MetricsHttpServer::Start(metrics, host, port);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
     return 1;
