@@ -11,6 +11,7 @@
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "server/commands.h"
 #include "server/flags.h"
+#include "server/model_table.h"
 
 namespace grinqh {
 namespace {
@@ -44,7 +45,12 @@ absl::Status RunClient(const Flags& flags) {
   if (flags.Has("models")) {
     v1::ListModelsResponse models;
     GRINQH_RETURN_IF_ERROR(FromGrpc(stub->ListModels(&context, {}, &models)));
-    std::cout << models.DebugString();
+    if (flags.Has("json")) {
+      GRINQH_ASSIGN_OR_RETURN(const std::string json, FormatModelJson(models));
+      std::cout << json;
+    } else {
+      std::cout << FormatModelTable(models);
+    }
     return absl::OkStatus();
   }
 
@@ -120,7 +126,8 @@ const Command& ClientCommand() {
         {"bits", "B", "average bits per weight read at each decode step"},
         {"min-bits", "B", "the fewest bits the request accepts"},
         {"timeout", "SECONDS", "give up after this long"},
-        {"models", "", "list the served models"}}},
+        {"models", "", "list the served models, as a table"},
+        {"json", "", "with --models: as JSON"}}},
       RunClient};
   return command;
 }

@@ -226,6 +226,7 @@ absl::Status ReadConfig(const ValueReader& values, const YAML::Node& root, Serve
   const auto read_autoscaler = [&values](MapReader& m, AutoscalerConfig& a) { return ReadAutoscaler(values, m, a); };
   GRINQH_RETURN_IF_ERROR(top.Field("autoscaler", section(read_autoscaler, c.autoscaler)));
   GRINQH_RETURN_IF_ERROR(top.Choice("log_level", kLogLevelNames, c.log_level));
+  GRINQH_RETURN_IF_ERROR(top.Choice("log_format", kLogFormatNames, c.log_format));
   return top.Finish();
 }
 
@@ -248,6 +249,7 @@ const Tier* ServerConfig::FindTier(std::string_view name) const {
 
 std::string_view BackendName(BackendKind backend) { return NameOf(kBackendNames, backend); }
 std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevelNames, level); }
+std::string_view LogFormatName(LogFormat format) { return NameOf(kLogFormatNames, format); }
 
 absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::string_view source) {
   const ValueReader values{std::string(source)};

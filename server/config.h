@@ -22,13 +22,14 @@
 #include "absl/status/statusor.h"
 #include "server/autoscaler.h"
 #include "server/flags.h"
+#include "server/log.h"
 
 namespace grinqh {
 
 enum class BackendKind { kAuto, kCpu, kCuda };  // auto: CUDA when a GPU is present, else CPU
-enum class LogLevel { kDebug, kInfo, kWarning, kError };
 std::string_view BackendName(BackendKind backend);     // "auto", "cpu", "cuda"
 std::string_view LogLevelName(LogLevel level);     // "debug", "info", "warning", "error"
+std::string_view LogFormatName(LogFormat format);  // "text", "json"
 
 // Where each section maps: model/backend → Model loading; batching and kv_cache →
 // SchedulerOptions (same names; kv_cache.budget_tokens → kv_budget_tokens); server and
@@ -109,6 +110,7 @@ struct ServerConfig {
   std::string default_tier = "quality";      // for requests that name no tier and no bits
   AutoscalerConfig autoscaler;
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
 
   const Tier* FindTier(std::string_view name) const;  // nullptr when not defined
   const std::string& MetricsHost() const { return metrics.host ? *metrics.host : server.host; }
@@ -127,7 +129,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::
 absl::Status CheckConfig(const ServerConfig& config);
 
 // The command-line flags ApplyOverrides reads (valued flags): model, host, port,
-// metrics-port, http-port, threads, backend, log-level. `grinqh serve` takes them.
+// metrics-port, http-port, threads, backend, log-level, log-format. `grinqh serve` takes them.
 const std::vector<FlagSpec>& ConfigOverrideFlags();
 // Flags win over the file. Refuses malformed values naming the flag, then runs CheckConfig.
 absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags);

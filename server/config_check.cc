@@ -102,7 +102,8 @@ const std::vector<FlagSpec>& ConfigOverrideFlags() {
       {"http-port", "N", "the OpenAI-compatible HTTP API's port (http.port)"},
       {"threads", "N", "CPU threads, 0: one per core (model.threads)"},
       {"backend", "auto|cpu|cuda", "what runs the model (backend)"},
-      {"log-level", "debug|info|warning|error", "the least severe lines logged (log_level)"}};
+      {"log-level", "debug|info|warning|error", "the least severe lines logged (log_level)"},
+      {"log-format", "text|json", "log lines as text or as JSON objects (log_format)"}};
   return flags;
 }
 
@@ -143,6 +144,7 @@ absl::Status ApplyOverrides(ServerConfig& config, const Flags& flags) {
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("metrics-port", 0, 65535, config.metrics.port));
   GRINQH_RETURN_IF_ERROR(flags.ReadInt("http-port", 0, 65535, config.http.port));
   GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "log-level", kLogLevelNames, config.log_level));
+  GRINQH_RETURN_IF_ERROR(ReadChoiceFlag(flags, "log-format", kLogFormatNames, config.log_format));
   return CheckConfig(config);
 }
 
@@ -206,6 +208,7 @@ std::string FormatServerConfig(const ServerConfig& c) {
   }
   out << YAML::EndSeq << YAML::EndMap;
   key("log_level") << std::string(LogLevelName(c.log_level));
+  key("log_format") << std::string(LogFormatName(c.log_format));
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -26,6 +26,7 @@ inline constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{{"debug", LogLevel::k
                                                            {"info", LogLevel::kInfo},
                                                            {"warning", LogLevel::kWarning},
                                                            {"error", LogLevel::kError}}};
+inline constexpr EnumNames<LogFormat, 2> kLogFormatNames = {{{"text", LogFormat::kText}, {"json", LogFormat::kJson}}};
 
 template <typename Enum, size_t N>
 std::optional<Enum> FindChoice(const EnumNames<Enum, N>& names, std::string_view text) {

@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "server/commands.h"
 #include "server/flags.h"
+#include "server/progress.h"
 
 namespace grinqh {
 namespace {
@@ -38,8 +39,10 @@ absl::StatusOr<std::vector<BaselineOptions>> ParseMethods(const std::string& tex
   return out;
 }
 
+// The progress of every stage of the run, on stderr.
 void Progress(const std::string& what, double fraction) {
-  std::cerr << absl::StrFormat("\r%-40s %5.1f%%", what, 100 * fraction) << (fraction >= 1 ? "\n" : "") << std::flush;
+  static ProgressReporter reporter = ProgressReporter::ForStderr();
+  reporter(what, fraction);
 }
 
 struct Row {

@@ -46,9 +46,8 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
   RequestOutcome outcome;
   outcome.tier = proto->has_tier() ? proto->tier() : proto->has_target_bits() ? "" : config_.default_tier;
   const auto finish = [&](grpc::Status status) {
-    outcome.code = static_cast<absl::StatusCode>(status.error_code());
-    FinishOutcome(arrival, outcome);
-    metrics_.RecordRequest(outcome);
+    FinishRequest(RequestApi::kGrpc, options_.model_name, arrival, static_cast<absl::StatusCode>(status.error_code()),
+                  metrics_, outcome);
     return status;
   };
 
@@ -57,6 +56,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
   if (!resolved.ok()) return finish(ToGrpcStatus(resolved.status()));
   const std::string request_id =
       proto->request_id().empty() ? absl::StrCat("req-", next_request_number_++) : proto->request_id();
+  outcome.request_id = request_id;
 
   auto queue = std::make_shared<EventQueue>();
   absl::StatusOr<Scheduler::RequestId> id =

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "server/commands.h"
+#include "server/version.h"
 
 namespace {
 
@@ -19,7 +20,8 @@ std::string Usage() {
   for (const grinqh::Command* command : AllCommands()) {
     text += "  " + command->spec.name + std::string(11 - command->spec.name.size(), ' ') + command->spec.summary + "\n";
   }
-  text += "  help       this text\n\n`grinqh <command> --help` lists the command's flags.\n";
+  text += "  help       this text\n  version    the version, git revision, build type and backends (also --version)\n\n"
+          "`grinqh <command> --help` lists the command's flags.\n";
   return text;
 }
 
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     std::cout << Usage();
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << grinqh::VersionText();
+    return 0;
   }
   const std::string name = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());

@@ -113,9 +113,7 @@ class Completion {
     Record(event.status.ok() ? absl::StatusCode::kOk : absl::StatusCode::kInternal);
   }
   void Record(absl::StatusCode code) {
-    outcome_.code = code;
-    FinishOutcome(arrival_, outcome_);
-    serving_.metrics.RecordRequest(outcome_);
+    FinishRequest(RequestApi::kHttp, serving_.model_name, arrival_, code, serving_.metrics, outcome_);
   }
 
   OpenAiServing& serving_;
@@ -141,9 +139,7 @@ void HandleCompletion(OpenAiServing& serving, OpenAiEndpoint endpoint, const htt
   const auto arrival = Clock::now();
   RequestOutcome outcome;
   const auto refuse = [&](const absl::Status& status, const OpenAiRequest* request) {
-    outcome.code = status.code();
-    FinishOutcome(arrival, outcome);
-    serving.metrics.RecordRequest(outcome);
+    FinishRequest(RequestApi::kHttp, serving.model_name, arrival, status.code(), serving.metrics, outcome);
     RespondWithError(ToOpenAiError(status, request), http_response);
   };
   const json body = json::parse(http_request.body, nullptr, /*allow_exceptions=*/false);
@@ -162,6 +158,7 @@ void HandleCompletion(OpenAiServing& serving, OpenAiEndpoint endpoint, const htt
                            serving.next_completion++);
   header.created = static_cast<int64_t>(std::time(nullptr));
   header.model = serving.model_name;
+  outcome.request_id = header.id;
   const bool stream = request->stream;
   auto completion = std::make_shared<Completion>(serving, *std::move(request), *std::move(resolved),
                                                  std::move(outcome), arrival, std::move(header));

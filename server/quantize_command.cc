@@ -7,35 +7,10 @@
 #include "engine/base/status_macros.h"
 #include "server/commands.h"
 #include "server/flags.h"
+#include "server/progress.h"
 
 namespace grinqh {
 namespace {
-
-// One line per stage on stderr, redrawn in place: "stage  [#####.....]  45.0%  12.3 s".
-class ProgressBar {
- public:
-  void operator()(const std::string& stage, double fraction) {
-    const double now = std::chrono::duration<double>(Clock::now() - start_).count();
-    if (stage != stage_ && !stage_.empty() && !done_) std::cerr << "\n";
-    const bool same_line = stage == stage_;
-    stage_ = stage;
-    done_ = fraction >= 1;
-    if (same_line && !done_ && now - drawn_ < 0.1) return;  // redraw ten times a second at most
-    drawn_ = now;
-    const int filled = static_cast<int>(fraction * kWidth);
-    std::cerr << absl::StrFormat("\r%-26s [%s%s] %5.1f%% %7.1f s", stage, std::string(filled, '#'),
-                                 std::string(kWidth - filled, '.'), 100 * fraction, now)
-              << (done_ ? "\n" : "") << std::flush;
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  static constexpr int kWidth = 30;
-  Clock::time_point start_ = Clock::now();
-  std::string stage_;
-  bool done_ = false;
-  double drawn_ = -1;
-};
 
 absl::Status RunQuantize(const Flags& flags) {
   for (const char* required : {"model", "out"}) {
@@ -58,7 +33,7 @@ absl::Status RunQuantize(const Flags& flags) {
   options.schedule.use_sensitivity = options.schedule.sensitivity_windows > 0;
   if (auto calib = flags.String("calib")) options.calib = *calib;
   const auto start = std::chrono::steady_clock::now();
-  ProgressBar progress;
+  ProgressReporter progress = ProgressReporter::ForStderr();
   GRINQH_RETURN_IF_ERROR(QuantizeToGrinqhFile(*flags.String("model"), options, *flags.String("out"),
                                               [&](const std::string& stage, double f) { progress(stage, f); }));
   std::cerr << absl::StrFormat("wrote %s in %.1f s\n", *flags.String("out"),

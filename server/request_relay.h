@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 #include "engine/serving/scheduler.h"
 #include "server/serving_metrics.h"
@@ -43,7 +44,12 @@ struct EventQueue {
 
 // Copies the final event's usage and finish reason into the outcome.
 void RecordFinal(const StreamEvent& event, RequestOutcome& outcome);
-// Sets the duration from `arrival` (the metrics derive the per-token and phase times).
-void FinishOutcome(std::chrono::steady_clock::time_point arrival, RequestOutcome& outcome);
+// Where a request came in, for its log line.
+enum class RequestApi { kGrpc, kHttp };
+
+// Ends a request's bookkeeping once: sets its status code and its duration from `arrival`
+// (the metrics derive the per-token and phase times), records its metrics and logs its line.
+void FinishRequest(RequestApi api, std::string_view model, std::chrono::steady_clock::time_point arrival,
+                   absl::StatusCode code, ServingMetrics& metrics, RequestOutcome& outcome);
 
 }  // namespace grinqh

@@ -23,9 +23,12 @@
 #include "server/config.h"
 #include "server/generate_request.h"
 #include "server/inference_service.h"
+#include "server/log.h"
+#include "server/scheduler_log.h"
 #include "server/metrics_http.h"
 #include "server/openai_http.h"
 #include "server/serving_metrics.h"
+#include "server/version.h"
 
 namespace grinqh {
 namespace {
@@ -53,14 +56,6 @@ SchedulerOptions ToSchedulerOptions(const ServerConfig& config) {
   options.kv_budget_tokens = config.kv_cache.budget_tokens;
   return options;
 }
-
-// Informational lines on stderr, unless the config asks for warnings and errors only.
-struct Logger {
-  LogLevel level;
-  void Info(const std::string& line) const {
-    if (level <= LogLevel::kInfo) std::cerr << "grinqh serve: " << line << std::endl;
-  }
-};
 
 // Samples the load at the configured interval and publishes the autoscaled tier's bits.
 class AutoscalerThread {
@@ -94,14 +89,36 @@ class AutoscalerThread {
   std::thread thread_;
 };
 
+ModelOptions ToModelOptions(const ServerConfig& config) {
+  ModelOptions options;
+  options.name = std::string(BackendName(config.backend));  // the registry chooses and says why not
+  options.num_threads = config.model.threads;
+  options.kv_cache_tokens = config.kv_cache.budget_tokens;
+  return options;
+}
+
+// The same error, its message led by the config key it is about.
+absl::Status AboutKey(const char* key, const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat(key, ": ", status.message()));
+}
+
+// What `serve` would refuse before listening: the backend (compiled in, with a device) and
+// the model (it exists and loads, on that backend).
+absl::Status CheckServable(const ServerConfig& config) {
+  GRINQH_RETURN_IF_ERROR(AboutKey("backend", CheckBackend(std::string(BackendName(config.backend)))));
+  return AboutKey("model.path", Model::Load(config.model.path, ToModelOptions(config)).status());
+}
+
 absl::Status RunServe(const Flags& flags) {
   GRINQH_ASSIGN_OR_RETURN(const ServerConfig config, ReadConfig(flags));
   if (flags.Has("check-config")) {
-    std::cout << FormatServerConfig(config);
+    std::cout << FormatServerConfig(config) << std::flush;
+    GRINQH_RETURN_IF_ERROR(CheckServable(config));
     std::cerr << "grinqh serve: the configuration is valid" << std::endl;
     return absl::OkStatus();
   }
-  const Logger log{config.log_level};
+  SetLogOptions(config.log_level, config.log_format);  // before any thread logs
   GRINQH_RETURN_IF_ERROR(CheckBackend(std::string(BackendName(config.backend))));  // before a long load
 
   // Signals are taken by sigwait below; block them before any thread starts so none of
@@ -121,17 +138,15 @@ absl::Status RunServe(const Flags& flags) {
                             OpenAiHttpServer::Start(config.http.EffectiveHost(), config.http.port, threads));
   }
 
-  ModelOptions model_options;
-  model_options.name = std::string(BackendName(config.backend));  // the registry chooses and says why not
-  model_options.num_threads = config.model.threads;
-  model_options.kv_cache_tokens = config.kv_cache.budget_tokens;
-  GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, model_options));
+  GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, ToModelOptions(config)));
   const std::string model_name = std::filesystem::path(config.model.path).stem().string();
   Scheduler scheduler(*model, ToSchedulerOptions(config));
   AutoscalerThread autoscaler(config.autoscaler, scheduler);
+  const SchedulerLog scheduler_log(scheduler, std::chrono::seconds(1));
 
   ServingMetricsOptions metrics_options;
   metrics_options.model = model_name;
+  metrics_options.version = std::string(Version());
   for (const Tier& tier : config.tiers) metrics_options.tiers.push_back(tier.name);
   ServingMetrics metrics(metrics_options, [&scheduler] {
     const SchedulerStats stats = scheduler.stats();
@@ -168,7 +183,7 @@ absl::Status RunServe(const Flags& flags) {
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
 
-  log.Info(absl::StrCat("serving ", model_name, " (", std::string(ArchitectureName(model->config().arch)), ", ",
+  LogLine(LogLevel::kInfo, absl::StrCat("serving ", model_name, " (", std::string(ArchitectureName(model->config().arch)), ", ",
                         model->max_decode_bits() > 0 ? absl::StrCat("GRINQH ", model->max_decode_bits(), "-bit store")
                                                      : std::string("bf16, full precision only"),
                         ", ", std::string(model->backend().name()), " backend, KV pool of ",
@@ -183,7 +198,7 @@ absl::Status RunServe(const Flags& flags) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   const auto grace = std::chrono::milliseconds(static_cast<int64_t>(config.server.shutdown_grace_seconds * 1000));
-  log.Info(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining for up to ",
+  LogLine(LogLevel::kInfo, absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining for up to ",
                         config.server.shutdown_grace_seconds, " s"));
   // Probes see NOT_SERVING at once; the scheduler refuses new requests (UNAVAILABLE) and lets
   // the running ones finish within the grace period, then the listener closes.
@@ -194,7 +209,7 @@ absl::Status RunServe(const Flags& flags) {
   server->Wait();
   if (http_server) http_server->Stop();  // every stream has had its last event
   if (metrics_server) metrics_server->Stop();
-  log.Info("stopped");
+  LogLine(LogLevel::kInfo, "stopped");
   return absl::OkStatus();
 }
 
@@ -204,7 +219,7 @@ const Command& ServeCommand() {
   static const Command command = [] {
     std::vector<FlagSpec> flags = {
         {"config", "FILE", "the server's configuration (config/grinqh.yaml when present)"},
-        {"check-config", "", "print the configuration, checked, and exit"}};
+        {"check-config", "", "print the configuration, check it, the backend and the model (loaded), and exit"}};
     // Then the flags that win over keys of the file.
     for (const FlagSpec& flag : ConfigOverrideFlags()) flags.push_back(flag);
     return Command{{"serve", "the gRPC server (grinqh.v1.InferenceService, health, reflection, /metrics) and the OpenAI-compatible HTTP API",

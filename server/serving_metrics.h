@@ -42,6 +42,7 @@ struct ServingMetricsOptions {
 
 // One finished request (successful, rejected, cancelled or failed).
 struct RequestOutcome {
+  std::string request_id{};  // for the request log; empty when refused before one was given
   std::string tier{};
   absl::StatusCode code = absl::StatusCode::kOk;  // gRPC's codes have the same numbers and names
   // The engine's ("length", "stop", "eos", "cancelled"); empty when the request never got
@@ -56,6 +57,7 @@ struct RequestOutcome {
   double queue_time_s = 0;           // arrival at the scheduler to admission into the batch
   double time_to_first_token_s = 0;  // arrival to the first generated token
   double duration_s = 0;             // arrival to the last message
+  double effective_bits = 0;         // mean bits per weight the decode steps read
 };
 
 class ServingMetrics : public prometheus::Collectable {

@@ -43,6 +43,9 @@ expect "id outside vocabulary" 2 'outside the vocabulary' -- "$grinqh" generate 
 expect "both prompts" 2 'exactly one of --prompt and --prompt-ids' -- \
   "$grinqh" generate --model "$model" --prompt x --prompt-ids 1
 expect "unknown command" 2 "unknown command 'fly'" -- "$grinqh" fly
+expect "version" 0 '^grinqh [0-9]+\.[0-9]+\.[0-9]+$' -- "$grinqh" --version
+expect "version: revision and build" 0 '^git revision: ([0-9a-f]{7,}|unknown)$' -- "$grinqh" --version
+expect "version: backends" 0 '^backends compiled in: (.*, )?cpu' -- "$grinqh" --version
 
 # Every command answers --help (and -h) on stdout, exit 0, listing a flag it takes.
 expect "help lists the commands" 0 'eval .*PPL' -- "$grinqh" --help
@@ -62,7 +65,11 @@ fi
 # GRINQH: quantize the bundled model, then decode it at a graded depth.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-expect "quantize" 0 'wrote .*tiny.grinqh' -- "$grinqh" quantize --model "$model" --out "$tmp/tiny.grinqh"
+expect "quantize" 0 'wrote .*tiny.grinqh' -- bash -o pipefail -c \
+  "\"$grinqh\" quantize --model \"$model\" --out \"$tmp/tiny.grinqh\" 2>&1 | tee \"$tmp/quantize.log\""
+# stderr is not a terminal here: progress comes as plain lines, without carriage returns.
+expect "quantize progress: plain lines" 0 '^quantizing: 100\.0% \([0-9.]+ s\)$' -- cat "$tmp/quantize.log"
+expect "quantize progress: no carriage returns" 1 '' -- grep -q $'\r' "$tmp/quantize.log"
 expect "generate at 3 bits" 0 '"finish_reason":"length"' -- \
   "$grinqh" generate --model "$tmp/tiny.grinqh" --prompt-ids 0,779,1568,383,488,201 --max-tokens 4 --bits 3 --json
 expect "bits above the stored depth" 2 "outside this model's range" -- \
@@ -72,11 +79,19 @@ expect "not a model file" 2 'not a .grinqh file' -- "$grinqh" generate --model "
 
 # The server's configuration is checked before anything starts.
 config="$2/config/grinqh.yaml"
-expect "check the shipped config" 0 'the configuration is valid' -- "$grinqh" serve --config "$config" --check-config
-expect "flags override the config" 0 'port: 6000' -- "$grinqh" serve --config "$config" --port 6000 --check-config
-expect "the HTTP API's port" 0 'port: 8080' -- "$grinqh" serve --config "$config" --http-port 8080 --check-config
+# The shipped config's model path is relative to the repository root.
+expect "check the shipped config" 0 'the configuration is valid' -- \
+  bash -c "cd \"$2\" && \"$grinqh\" serve --config \"$config\" --check-config"
+expect "check a missing model" 1 'model\.path: .*does not exist' -- \
+  "$grinqh" serve --config "$config" --model /nonexistent --check-config
+expect "check a model that does not load" 2 'model\.path: .*not a \.grinqh file' -- \
+  "$grinqh" serve --config "$config" --model "$model/config.json" --check-config
+expect "check a backend not compiled in" 1 'backend: .*CUDA backend' -- \
+  "$grinqh" serve --config "$config" --model "$model" --backend cuda --check-config
+expect "flags override the config" 0 'port: 6000' -- "$grinqh" serve --config "$config" --model "$model" --port 6000 --check-config
+expect "the HTTP API's port" 0 'port: 8080' -- "$grinqh" serve --config "$config" --model "$model" --http-port 8080 --check-config
 expect "--host binds the HTTP API too" 0 'host: 0\.0\.0\.0' -- \
-  bash -c "\"$grinqh\" serve --config \"$config\" --host 0.0.0.0 --http-port 8080 --check-config | sed -n '/^http:/,/^[a-z]/p'"
+  bash -c "\"$grinqh\" serve --config \"$config\" --model \"$model\" --host 0.0.0.0 --http-port 8080 --check-config | sed -n '/^http:/,/^[a-z]/p'"
 printf 'http:\n  prot: 1\n' >"$tmp/http_typo.yaml"
 expect "unknown http key" 2 'http\.prot: unknown key' -- "$grinqh" serve --config "$tmp/http_typo.yaml" --check-config
 printf 'batching:\n  max_queue: 0\n' >"$tmp/bad.yaml"
@@ -85,6 +100,26 @@ printf 'batching:\n  max_qeue: 4\n' >"$tmp/typo.yaml"
 expect "unknown config key" 2 'max_qeue' -- "$grinqh" serve --config "$tmp/typo.yaml" --check-config
 expect "bad port flag" 2 'port' -- "$grinqh" serve --config "$config" --port 70000 --check-config
 expect "no CUDA backend yet" 1 'CUDA backend' -- "$grinqh" serve --config "$config" --backend cuda --port 0 --metrics-port 0
+# `client --models` against a real server on free loopback ports.
+"$grinqh" serve --model "$model" --host 127.0.0.1 --port 0 --metrics-port 0 --http-port 0 2>"$tmp/serve.log" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+port=""
+for _ in $(seq 600); do
+  port=$(sed -nE 's/.* on 127\.0\.0\.1:([0-9]+),.*/\1/p' "$tmp/serve.log" | head -1)
+  if [ -n "$port" ] || ! kill -0 "$serve_pid" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+expect "client --models: a table's header" 0 '^NAME +ARCHITECTURE +BACKEND +CONTEXT +.*TIERS \(bits\)$' -- \
+  "$grinqh" client --server "127.0.0.1:$port" --models
+expect "client --models: a row" 0 '^tiny-llama3 +llama +cpu +[0-9]+ .* quality=full ' -- \
+  "$grinqh" client --server "127.0.0.1:$port" --models
+expect "client --models --json" 0 '^tiny-llama3 llama cpu quality$' -- bash -c \
+  "\"$grinqh\" client --server 127.0.0.1:$port --models --json | python3 -c 'import json, sys
+m = json.load(sys.stdin)[\"models\"][0]
+print(m[\"name\"], m[\"architecture\"], m[\"backend\"], m[\"tiers\"][0][\"name\"])'"
+kill "$serve_pid"
+
 expect "no server to talk to" 1 'failed to connect|Connection refused|UNAVAILABLE|unavailable' -- \
   "$grinqh" client --server 127.0.0.1:1 --prompt x --timeout 5
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""The real `grinqh serve` driven by Python's grpcio (Debian's python3-grpcio): streaming,
-validation, cancellation, concurrency, the standard health service through a SIGTERM drain,
-server reflection, and the `grinqh client` CLI.
+"""The real `grinqh serve` driven by Python: generation through the repository's Python client
+(clients/python, on Debian's python3-grpcio): streaming, validation, cancellation, concurrency;
+the standard health service through a SIGTERM drain, server reflection, and the `grinqh client`
+CLI.
 
 Usage: server_python_test.py GRINQH_BINARY REPO_ROOT PYTHON_STUB_DIR...
 """
@@ -15,7 +16,7 @@ import time
 import unittest
 
 GRINQH, ROOT = sys.argv[1], sys.argv[2]
-sys.path[:0] = sys.argv[3:]
+sys.path[:0] = sys.argv[3:] + [os.path.join(ROOT, "clients", "python")]
 del sys.argv[1:]
 
 import grpc  # noqa: E402
@@ -27,35 +28,25 @@ for stub_dir in list(sys.path):
     if os.path.isdir(os.path.join(stub_dir, "grpc", "health")):
         grpc.__path__.append(os.path.join(stub_dir, "grpc"))
 
-from grinqh.v1 import inference_pb2 as pb  # noqa: E402
-from grinqh.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+from grinqh_client import Client  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "tiny-llama3")
 
 
 class Server(ServeProcess):
-    """`grinqh serve` on the bundled model, and a gRPC channel to it."""
+    """`grinqh serve` on the bundled model, the Python client, and a channel for health and reflection."""
 
     def __init__(self, *args):
         super().__init__(GRINQH, MODEL, *args)
+        self.client = Client(f"127.0.0.1:{self.port}", timeout=120)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.stub = pb_grpc.InferenceServiceStub(self.channel)
 
     def close(self):
+        self.client.close()
         self.channel.close()
         super().close()
-
-
-def generate(stub, timeout=120, **fields):
-    """The stream's text, token ids and last message."""
-    text, ids, last = "", [], None
-    for response in stub.Generate(pb.GenerateRequest(**fields), timeout=timeout):
-        text += response.text
-        ids += response.token_ids
-        last = response
-    return text, ids, last
 
 
 def generate_cli(prompt, max_tokens):
@@ -66,7 +57,7 @@ class ServerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = Server()
-        cls.stub = cls.server.stub
+        cls.client = cls.server.client
 
     @classmethod
     def tearDownClass(cls):
@@ -74,12 +65,18 @@ class ServerTest(unittest.TestCase):
 
     def test_stream_matches_the_engine_alone(self):
         expected = generate_cli("def quicksort(items):", 20)
-        text, ids, last = generate(self.stub, prompt="def quicksort(items):", max_tokens=20)
-        self.assertEqual(ids, expected["token_ids"])
-        self.assertEqual(text, expected["text"])
-        self.assertIn(last.finish_reason, (pb.FINISH_REASON_LENGTH, pb.FINISH_REASON_EOS))
-        self.assertEqual(last.usage.completion_tokens, len(ids))
-        self.assertGreater(last.usage.time_to_first_token_seconds, 0)
+        completion = self.client.complete("def quicksort(items):", max_tokens=20)
+        self.assertEqual(completion.token_ids, expected["token_ids"])
+        self.assertEqual(completion.text, expected["text"])
+        self.assertIn(completion.finish_reason, ("length", "eos"))
+        self.assertEqual(completion.usage.completion_tokens, len(completion.token_ids))
+        self.assertGreater(completion.usage.time_to_first_token_seconds, 0)
+
+    def test_client_tokenizes_and_lists_models(self):
+        self.assertEqual(self.client.tokenize("import numpy as np\n"), [779, 1568, 383, 488, 201])
+        models = self.client.models()
+        self.assertEqual([m.name for m in models], ["tiny-llama3"])
+        self.assertIn("quality", [t.name for t in models[0].tiers])
 
     def test_concurrent_streams_get_their_solo_text(self):
         prompts = [f"class Model{i}:" for i in range(8)]
@@ -87,16 +84,16 @@ class ServerTest(unittest.TestCase):
         results = [None] * len(prompts)
 
         def run(i):
-            results[i] = generate(self.stub, prompt=prompts[i], max_tokens=12)
+            results[i] = self.client.complete(prompts[i], max_tokens=12)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for i, (text, ids, _) in enumerate(results):
-            self.assertEqual(ids, expected[i]["token_ids"], f"stream {i}")
-            self.assertEqual(text, expected[i]["text"], f"stream {i}")
+        for i, completion in enumerate(results):
+            self.assertEqual(completion.token_ids, expected[i]["token_ids"], f"stream {i}")
+            self.assertEqual(completion.text, expected[i]["text"], f"stream {i}")
 
     def test_invalid_requests_name_the_field(self):
         cases = [
@@ -105,23 +102,23 @@ class ServerTest(unittest.TestCase):
             (dict(prompt="x", temperature=float("nan")), grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
             (dict(prompt="x", tier="warp"), grpc.StatusCode.INVALID_ARGUMENT, "tier"),
             (dict(prompt="x", max_tokens=10**6), grpc.StatusCode.INVALID_ARGUMENT, "max_tokens"),
-            (dict(messages=pb.ChatMessages(messages=[pb.ChatMessage(role="user", content="hi")])),
+            (dict(messages=[{"role": "user", "content": "hi"}]),
              grpc.StatusCode.FAILED_PRECONDITION, "chat template"),
         ]
         for fields, code, field in cases:
             with self.subTest(fields=str(fields)):
                 with self.assertRaises(grpc.RpcError) as caught:
-                    generate(self.stub, **fields)
+                    self.client.complete(**fields)
                 self.assertEqual(caught.exception.code(), code)
                 self.assertIn(field, caught.exception.details())
 
     def test_cancel_mid_stream_returns_the_slot_and_cache(self):
-        call = self.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=4000), timeout=120)
+        stream = self.client.generate("def main():", max_tokens=4000)
         for _ in range(3):
-            next(call)
+            next(stream)
         self.assertEqual(self.server.metric("grinqh_running_batch_size"), 1)
         self.assertGreater(self.server.metric("grinqh_kv_cache_used_tokens"), 0)
-        call.cancel()
+        stream.close()  # the client cancels the call
         self.assertEqual(self.server.await_metric("grinqh_running_batch_size", 0), 0)
         self.assertEqual(self.server.await_metric("grinqh_kv_cache_used_tokens", 0), 0)
 
@@ -145,12 +142,12 @@ class ServerTest(unittest.TestCase):
         self.assertIn("Generate", [m.name for m in descriptor.service[0].method])
 
     def test_client_cli_streams_a_completion(self):
-        text, _, last = generate(self.stub, prompt="import sys", max_tokens=10)
+        completion = self.client.complete("import sys", max_tokens=10)
         cli = subprocess.run([GRINQH, "client", "--server", f"127.0.0.1:{self.server.port}", "--prompt", "import sys",
                               "--max-tokens", "10"], capture_output=True, text=True, timeout=60)
         self.assertEqual(cli.returncode, 0, cli.stderr)
-        self.assertEqual(cli.stdout, text + "\n")
-        self.assertIn(f"{last.usage.completion_tokens} completion tokens", cli.stderr)
+        self.assertEqual(cli.stdout, completion.text + "\n")
+        self.assertIn(f"{completion.usage.completion_tokens} completion tokens", cli.stderr)
 
 
 class DrainTest(unittest.TestCase):
@@ -161,8 +158,8 @@ class DrainTest(unittest.TestCase):
         server = Server("--config", config.name)
         try:
             health = health_pb2_grpc.HealthStub(server.channel)
-            call = server.stub.Generate(pb.GenerateRequest(prompt="def main():", max_tokens=2000), timeout=120)
-            first = next(call)
+            stream = server.client.generate("def main():", max_tokens=2000)
+            first = next(stream)
             server.process.send_signal(signal.SIGTERM)
             deadline = time.time() + 10
             status = None
@@ -172,9 +169,9 @@ class DrainTest(unittest.TestCase):
                     break
                 time.sleep(0.05)
             self.assertEqual(status, health_pb2.HealthCheckResponse.NOT_SERVING)
-            rest = list(call)
+            rest = list(stream)
             tokens = len(first.token_ids) + sum(len(r.token_ids) for r in rest)
-            self.assertEqual(rest[-1].finish_reason, pb.FINISH_REASON_LENGTH)
+            self.assertEqual(rest[-1].finish_reason, "length")
             self.assertEqual(tokens, 2000)
             self.assertEqual(server.process.wait(30), 0, "".join(server.log))
         finally:

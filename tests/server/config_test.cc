@@ -70,7 +70,7 @@ TEST(ShippedConfig, ParsesToTheCodeDefaults) {
 ServerConfig EveryFieldChanged() {
   ServerConfig c;
   auto& [model, backend, server, metrics, http, batching, kv_cache, limits, tiers, default_tier, autoscaler,
-         log_level] = c;
+         log_level, log_format] = c;
   auto& [path, threads] = model;
   path = "/models/other dir";
   threads = 3;
@@ -106,6 +106,7 @@ ServerConfig EveryFieldChanged() {
   hysteresis = 0.05;
   levels = {{0, kFullDepthBits}, {0.7, 3.3f}, {2, 1.5f}};
   log_level = LogLevel::kDebug;
+  log_format = LogFormat::kJson;
   return c;
 }
 
@@ -194,6 +195,7 @@ TEST(ParseServerConfig, RefusesPortsOutOfRangeAndClashing) {
 TEST(ParseServerConfig, RefusesUnknownEnumValues) {
   ExpectRefused("backend: gpu\n", {"backend: must be one of auto, cpu, cuda; got 'gpu'"});
   ExpectRefused("log_level: verbose\n", {"log_level: must be one of debug, info, warning, error; got 'verbose'"});
+  ExpectRefused("log_format: xml\n", {"log_format: must be one of text, json; got 'xml'"});
 }
 
 TEST(ParseServerConfig, RefusesBadTiers) {
@@ -260,7 +262,7 @@ TEST(ApplyOverrides, FlagsWinOverTheFile) {
   ASSERT_TRUE(config.ok()) << config.status();
   absl::StatusOr<Flags> flags =
       OverrideFlags({"--model", "b", "--port=2000", "--metrics-port", "2001", "--host", "127.0.0.1", "--threads", "4",
-                     "--backend", "cpu", "--log-level", "debug"});
+                     "--backend", "cpu", "--log-level", "debug", "--log-format", "json"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   ASSERT_TRUE(ApplyOverrides(*config, *flags).ok());
   EXPECT_EQ(config->model.path, "b");
@@ -270,6 +272,7 @@ TEST(ApplyOverrides, FlagsWinOverTheFile) {
   EXPECT_EQ(config->server.host, "127.0.0.1");
   EXPECT_EQ(config->backend, BackendKind::kCpu);
   EXPECT_EQ(config->log_level, LogLevel::kDebug);
+  EXPECT_EQ(config->log_format, LogFormat::kJson);
   EXPECT_EQ(config->http.host, "127.0.0.1");  // --host binds the HTTP API the file leaves unbound
 
   absl::StatusOr<ServerConfig> http_bound = ParseServerConfig("http:\n  host: 10.0.0.1\n");
