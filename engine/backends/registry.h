@@ -27,7 +27,7 @@ struct BackendOptions {
   int64_t kv_cache_tokens = 0;
 };
 
-// The names CreateBackend takes in this build ("auto" included).
+// The backends compiled into this build ("auto" included; "cuda" once it exists).
 std::vector<std::string> BackendNames();
 // The backends CreateBackend can make on this machine ("cpu", and "cuda" once it exists
 // and a device is present): what tests run every backend-independent check against.
