@@ -22,6 +22,8 @@ packages=(
   python3-grpcio python3-protobuf prometheus
   # chat templates are checked against the real Jinja templates rendered by Jinja
   python3-jinja2
+  # sampling (penalties, bias, min-p, logprobs) is checked against a numpy reference
+  python3-numpy
   # the OpenAI-compatible HTTP API's tests: Python httpx and curl as clients (the official
   # OpenAI SDK's test installs the `openai` npm package itself, and skips without Node.js)
   python3-httpx curl

@@ -1,5 +1,6 @@
 #include "server/generate_request.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -17,6 +18,8 @@ namespace {
 constexpr size_t kMaxTextBytes = 4 << 20;
 constexpr int kMaxStopStrings = 16;
 constexpr size_t kMaxStopBytes = 256;
+constexpr int kMaxLogitBias = 1024;  // OpenAI's limit is 300; vLLM sets none
+constexpr int kMaxStopTokenIds = 64;
 
 absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -168,6 +171,15 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
   request.sampling.top_k = static_cast<int>(std::min<uint32_t>(proto.top_k(), INT_MAX));
   request.sampling.top_p = proto.top_p();
   request.sampling.seed = proto.seed();
+  request.sampling.min_p = proto.min_p();
+  request.sampling.repetition_penalty = proto.repetition_penalty();
+  request.sampling.presence_penalty = proto.presence_penalty();
+  request.sampling.frequency_penalty = proto.frequency_penalty();
+  if (proto.logit_bias_size() > kMaxLogitBias) {
+    return Invalid("logit_bias", absl::StrCat("at most ", kMaxLogitBias, " entries"));
+  }
+  for (const auto& [id, bias] : proto.logit_bias()) request.sampling.logit_bias.emplace_back(id, bias);
+  std::sort(request.sampling.logit_bias.begin(), request.sampling.logit_bias.end());  // map order is unspecified
   if (const absl::Status status = request.sampling.Validate(); !status.ok()) {
     return absl::InvalidArgumentError(status.message());  // its messages start with the field
   }
@@ -183,6 +195,19 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
   }
   if (!request.stop.empty() && model.tokenizer() == nullptr) {
     return absl::FailedPreconditionError("stop: stop strings need a tokenizer, and this model has none");
+  }
+  if (proto.stop_token_ids_size() > kMaxStopTokenIds) {
+    return Invalid("stop_token_ids", absl::StrCat("at most ", kMaxStopTokenIds, " ids"));
+  }
+  request.stop_token_ids.insert(request.stop_token_ids.end(), proto.stop_token_ids().begin(),
+                                proto.stop_token_ids().end());
+  request.min_tokens = static_cast<int>(std::min<uint32_t>(proto.min_tokens(), INT_MAX));
+  request.stop_at_eos = !proto.ignore_eos();
+  request.logprobs = proto.logprobs() || proto.top_logprobs() > 0;
+  request.top_logprobs = static_cast<int>(std::min<uint32_t>(proto.top_logprobs(), INT_MAX));
+  // The engine's checks of these fields (ids against the vocabulary, ranges) name them.
+  if (const absl::Status status = ValidateRequest(model, request); !status.ok()) {
+    return absl::InvalidArgumentError(status.message());
   }
   GRINQH_RETURN_IF_ERROR(ResolvePrecision(proto, model, config, auto_bits, out));
   return out;

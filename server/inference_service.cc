@@ -81,6 +81,16 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
       response.set_request_id(request_id);
       response.set_text(event->text);
       response.mutable_token_ids()->Add(event->tokens.begin(), event->tokens.end());
+      for (const TokenLogprobs& lp : event->logprobs) {
+        v1::TokenLogprob& out = *response.add_logprobs();
+        out.set_token_id(lp.token);
+        out.set_logprob(lp.logprob);
+        for (const auto& [token, logprob] : lp.top) {
+          v1::TopLogprob& top = *out.add_top_logprobs();
+          top.set_token_id(token);
+          top.set_logprob(logprob);
+        }
+      }
       if (event->finished) {
         response.set_finish_reason(ToProto(event->finish_reason));
         v1::Usage& usage = *response.mutable_usage();
@@ -120,7 +130,14 @@ grpc::Status InferenceService::Tokenize(grpc::ServerContext*, const v1::Tokenize
   if (!IsValidUtf8(request->text())) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text: is not valid UTF-8");
   for (int32_t id : tokenizer->Encode(request->text(), request->add_special_tokens())) {
     response->add_ids(id);
-    response->add_tokens(tokenizer->TokenBytes(id));
+    const std::string bytes = tokenizer->TokenBytes(id);
+    response->add_token_bytes(bytes);
+    // The deprecated string field stays filled for old clients, as valid UTF-8 so that no
+    // client's parser rejects the message.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    response->add_tokens(SanitizeUtf8(bytes));
+#pragma GCC diagnostic pop
   }
   return grpc::Status::OK;
 }

@@ -60,13 +60,14 @@ class Completion {
       std::optional<StreamEvent> event = queue_->Pop(kCancelPollInterval);
       if (!event) continue;
       text += event->text;
+      Collect(*event);
       if (!event->finished) continue;
       Finish(*event);
       if (!event->status.ok()) {
         RespondWithError(ToOpenAiError(absl::InternalError(event->status.message())), response);
         return;
       }
-      response.set_content(DumpJson(CompletionBody(header_, text, event->finish_reason, UsageOf(*event))),
+      response.set_content(DumpJson(CompletionBody(header_, text, event->finish_reason, UsageOf(*event), TakeLogprobs())),
                            "application/json");
       return;
     }
@@ -86,24 +87,37 @@ class Completion {
         if (!sink.is_writable()) return false;
         continue;
       }
+      Collect(*event);
       if (event->finished) {
         Finish(*event);
         if (!event->status.ok()) {  // the engine failed it: OpenAI's streams carry errors as an event
           send(SseEvent(ErrorBody(ToOpenAiError(absl::InternalError(event->status.message())))));
         } else {
-          send(SseEvent(ChunkBody(header_, event->text, &event->finish_reason, usage_field)));
+          send(SseEvent(ChunkBody(header_, event->text, &event->finish_reason, usage_field, TakeLogprobs())));
           if (request_.include_usage) send(SseEvent(UsageChunkBody(header_, UsageOf(*event))));
         }
         send(std::string(kSseDone));
         sink.done();
         return true;
       }
-      if (event->text.empty()) continue;  // a token whose text is held back
-      if (!send(SseEvent(ChunkBody(header_, event->text, nullptr, usage_field)))) return false;
+      if (event->text.empty()) continue;  // a token whose text is held back (its logprobs wait too)
+      if (!send(SseEvent(ChunkBody(header_, event->text, nullptr, usage_field, TakeLogprobs())))) return false;
     }
   }
 
  private:
+  void Collect(const StreamEvent& event) {
+    pending_logprobs_.insert(pending_logprobs_.end(), event.logprobs.begin(), event.logprobs.end());
+  }
+  // The logprobs of the tokens since the last body that carried some; null when not asked.
+  json TakeLogprobs() {
+    if (!request_.generate.logprobs()) return nullptr;
+    const Tokenizer* tokenizer = serving_.model.tokenizer();
+    const auto token_bytes = [tokenizer](int32_t id) { return tokenizer ? tokenizer->TokenBytes(id) : std::string(); };
+    json body = LogprobsBody(header_.endpoint, pending_logprobs_, token_bytes, text_offset_);
+    pending_logprobs_.clear();
+    return body;
+  }
   json UsageOf(const StreamEvent& event) const {
     return UsageBody(event.usage, resolved_.tier, resolved_.precision_note);
   }
@@ -125,6 +139,8 @@ class Completion {
   std::shared_ptr<EventQueue> queue_;
   Scheduler::RequestId id_ = 0;
   bool finished_ = true;  // until Submit succeeds there is nothing to cancel
+  std::vector<TokenLogprobs> pending_logprobs_;
+  size_t text_offset_ = 0;  // completions' text_offset of the next token
 };
 
 }  // namespace

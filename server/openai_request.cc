@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/status_macros.h"
@@ -75,18 +76,8 @@ struct NeutralField {
 
 const std::vector<NeutralField>& NotSupportedYet() {
   static const std::vector<NeutralField> fields = {
-      {"logprobs", {false}},
-      {"top_logprobs", {0}},
       {"prompt_logprobs", {}},
-      {"presence_penalty", {0}},
-      {"frequency_penalty", {0}},
-      {"repetition_penalty", {1}},
       {"length_penalty", {1}},
-      {"logit_bias", {json::object()}},
-      {"min_p", {0}},
-      {"stop_token_ids", {json::array()}},
-      {"ignore_eos", {false}},
-      {"min_tokens", {0}},
       {"best_of", {1}},
       {"use_beam_search", {false}},
       {"echo", {false}},
@@ -232,6 +223,77 @@ absl::Status ReadSampling(const json& body, v1::GenerateRequest& out) {
   return absl::OkStatus();
 }
 
+// vLLM's extensions and OpenAI's penalties and logit_bias; the engine checks the ranges.
+absl::Status ReadPenalties(const json& body, v1::GenerateRequest& out) {
+  std::optional<double> presence, frequency, repetition, min_p;
+  std::optional<int64_t> min_tokens;
+  std::optional<bool> ignore_eos;
+  GRINQH_RETURN_IF_ERROR(Read(body, "presence_penalty", presence));
+  GRINQH_RETURN_IF_ERROR(Read(body, "frequency_penalty", frequency));
+  GRINQH_RETURN_IF_ERROR(Read(body, "repetition_penalty", repetition));
+  GRINQH_RETURN_IF_ERROR(Read(body, "min_p", min_p));
+  GRINQH_RETURN_IF_ERROR(Read(body, "min_tokens", min_tokens));
+  GRINQH_RETURN_IF_ERROR(Read(body, "ignore_eos", ignore_eos));
+  if (presence) out.set_presence_penalty(static_cast<float>(*presence));
+  if (frequency) out.set_frequency_penalty(static_cast<float>(*frequency));
+  if (repetition) out.set_repetition_penalty(static_cast<float>(*repetition));
+  if (min_p) out.set_min_p(static_cast<float>(*min_p));
+  if (min_tokens) {
+    if (*min_tokens < 0 || *min_tokens > INT32_MAX) return Invalid("min_tokens", absl::StrCat("must be >= 0, got ", *min_tokens));
+    out.set_min_tokens(static_cast<uint32_t>(*min_tokens));
+  }
+  if (ignore_eos) out.set_ignore_eos(*ignore_eos);
+
+  const auto token_id = [](const std::string& field, const json& v) -> absl::StatusOr<int32_t> {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
+      return WrongType(field, "a token id (an integer >= 0)", v);
+    }
+    return v.get<int32_t>();
+  };
+  const json& stop_ids = FieldOf(body, "stop_token_ids");
+  if (!stop_ids.is_null()) {
+    if (!stop_ids.is_array()) return WrongType("stop_token_ids", "an array of token ids", stop_ids);
+    for (size_t i = 0; i < stop_ids.size(); ++i) {
+      GRINQH_ASSIGN_OR_RETURN(const int32_t id, token_id(absl::StrCat("stop_token_ids[", i, "]"), stop_ids[i]));
+      out.add_stop_token_ids(id);
+    }
+  }
+  // OpenAI's shape: {"token id as a string": bias}.
+  const json& bias = FieldOf(body, "logit_bias");
+  if (!bias.is_null()) {
+    if (!bias.is_object()) return WrongType("logit_bias", "an object mapping token ids to biases", bias);
+    for (const auto& [key, value] : bias.items()) {
+      int32_t id = 0;
+      if (!absl::SimpleAtoi(key, &id) || id < 0) return Invalid("logit_bias", absl::StrCat("'", key, "' is not a token id"));
+      if (!value.is_number()) return WrongType(absl::StrCat("logit_bias.", key), "a number", value);
+      (*out.mutable_logit_bias())[id] = value.get<float>();
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Chat: logprobs (bool) and top_logprobs (0-20). Completions: logprobs (an integer, the
+// alternatives per token; 0 gives the chosen token's alone).
+absl::Status ReadLogprobs(const json& body, OpenAiEndpoint endpoint, v1::GenerateRequest& out) {
+  std::optional<int64_t> top;
+  if (endpoint == OpenAiEndpoint::kChatCompletions) {
+    std::optional<bool> logprobs;
+    GRINQH_RETURN_IF_ERROR(Read(body, "logprobs", logprobs));
+    GRINQH_RETURN_IF_ERROR(Read(body, "top_logprobs", top));
+    if (top && !logprobs.value_or(false)) return Invalid("top_logprobs", "needs logprobs: true");
+    out.set_logprobs(logprobs.value_or(false));
+  } else {
+    GRINQH_RETURN_IF_ERROR(Read(body, "logprobs", top));
+    out.set_logprobs(top.has_value());
+  }
+  if (top) {
+    const char* field = endpoint == OpenAiEndpoint::kChatCompletions ? "top_logprobs" : "logprobs";
+    if (*top < 0 || *top > 20) return Invalid(field, absl::StrCat("must be in [0, 20], got ", *top));
+    out.set_top_logprobs(static_cast<uint32_t>(*top));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadPrecision(const json& body, v1::GenerateRequest& out) {
   std::optional<std::string> tier;
   std::optional<double> target_bits, min_bits;
@@ -304,6 +366,8 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const json& body, OpenAiEndpoin
     g.set_max_tokens(static_cast<uint32_t>(std::min<int64_t>(*max_tokens, std::numeric_limits<uint32_t>::max())));
   }
   GRINQH_RETURN_IF_ERROR(ReadSampling(body, g));
+  GRINQH_RETURN_IF_ERROR(ReadPenalties(body, g));
+  GRINQH_RETURN_IF_ERROR(ReadLogprobs(body, endpoint, g));
   GRINQH_RETURN_IF_ERROR(ReadStop(body, g));
   GRINQH_RETURN_IF_ERROR(ReadPrecision(body, g));
   GRINQH_RETURN_IF_ERROR(ReadStreaming(body, out));

@@ -3,7 +3,7 @@
 // ResolveGenerateRequest checks and resolves it exactly as it does a gRPC call.
 //
 // Unknown fields are ignored, as OpenAI's server does. Fields the engine cannot honour yet
-// (logprobs, penalties, logit_bias, min_p, n > 1, ...) are accepted at their neutral value
+// (n > 1, prompt_logprobs, beam search, tools, guided decoding, ...) are accepted at their neutral value
 // only: any other value is refused naming the field, never silently ignored.
 #pragma once
 

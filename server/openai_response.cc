@@ -1,5 +1,7 @@
 #include "server/openai_response.h"
 
+#include "engine/base/unicode.h"
+
 namespace grinqh {
 namespace {
 
@@ -44,8 +46,41 @@ json UsageBody(const Usage& usage, const std::string& tier, const std::string& p
   return body;
 }
 
-json CompletionBody(const CompletionHeader& header, const std::string& text, FinishReason reason, json usage) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(reason)}};
+json LogprobsBody(OpenAiEndpoint endpoint, const std::vector<TokenLogprobs>& logprobs, const TokenBytesFn& token_bytes,
+                  size_t& text_offset) {
+  // Token text as JSON strings must be UTF-8: a partial character becomes U+FFFD, as
+  // OpenAI's and vLLM's do; chat's "bytes" keeps the exact bytes.
+  const auto token = [&](int32_t id) { return SanitizeUtf8(token_bytes(id)); };
+  const auto bytes = [&](int32_t id) {
+    json list = json::array();
+    for (unsigned char c : token_bytes(id)) list.push_back(int(c));
+    return list;
+  };
+  if (endpoint == OpenAiEndpoint::kChatCompletions) {
+    json content = json::array();
+    for (const TokenLogprobs& lp : logprobs) {
+      json top = json::array();
+      for (const auto& [id, logprob] : lp.top) top.push_back({{"token", token(id)}, {"logprob", logprob}, {"bytes", bytes(id)}});
+      content.push_back({{"token", token(lp.token)}, {"logprob", lp.logprob}, {"bytes", bytes(lp.token)}, {"top_logprobs", top}});
+    }
+    return {{"content", std::move(content)}};
+  }
+  json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
+  for (const TokenLogprobs& lp : logprobs) {
+    tokens.push_back(token(lp.token));
+    token_logprobs.push_back(lp.logprob);
+    json top = json::object();
+    for (const auto& [id, logprob] : lp.top) top[token(id)] = logprob;
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    text_offset += token_bytes(lp.token).size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top_logprobs}, {"text_offset", offsets}};
+}
+
+json CompletionBody(const CompletionHeader& header, const std::string& text, FinishReason reason, json usage,
+                    json logprobs) {
+  json choice = {{"index", 0}, {"logprobs", std::move(logprobs)}, {"finish_reason", OpenAiFinishReason(reason)}};
   if (header.endpoint == OpenAiEndpoint::kCompletions) {
     choice["text"] = text;
   } else {
@@ -57,8 +92,8 @@ json CompletionBody(const CompletionHeader& header, const std::string& text, Fin
 }
 
 json ChunkBody(const CompletionHeader& header, const std::string& text, const FinishReason* reason,
-               bool with_usage_field) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", FinishReasonOrNull(reason)}};
+               bool with_usage_field, json logprobs) {
+  json choice = {{"index", 0}, {"logprobs", std::move(logprobs)}, {"finish_reason", FinishReasonOrNull(reason)}};
   if (header.endpoint == OpenAiEndpoint::kCompletions) {
     choice["text"] = text;
   } else {

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/serving/generator.h"
 #include "engine/serving/scheduler.h"
@@ -29,14 +31,25 @@ std::string_view OpenAiFinishReason(FinishReason reason);
 // (null for an explicit target) and grinqh_precision_note (when the precision asked was not given).
 nlohmann::json UsageBody(const Usage& usage, const std::string& tier, const std::string& precision_note);
 
+// A token's text for logprobs: its bytes (possibly part of a UTF-8 character).
+using TokenBytesFn = std::function<std::string(int32_t id)>;
+
+// The choice's "logprobs" in OpenAI's shape for the endpoint. Chat: {"content": [{"token",
+// "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]}. Completions:
+// {"tokens", "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"};
+// `text_offset` is where the first token starts in the completion's text, and moves past
+// these tokens. Null when the request asked for none.
+nlohmann::json LogprobsBody(OpenAiEndpoint endpoint, const std::vector<TokenLogprobs>& logprobs,
+                            const TokenBytesFn& token_bytes, size_t& text_offset);
+
 // The whole completion (stream = false).
 nlohmann::json CompletionBody(const CompletionHeader& header, const std::string& text, FinishReason reason,
-                              nlohmann::json usage);
+                              nlohmann::json usage, nlohmann::json logprobs = nullptr);
 
 // One streamed chunk: a text delta, with the finish reason in the last one. `with_usage_field`
 // (stream_options.include_usage) adds "usage": null, as OpenAI does before the usage chunk.
 nlohmann::json ChunkBody(const CompletionHeader& header, const std::string& text, const FinishReason* reason,
-                         bool with_usage_field);
+                         bool with_usage_field, nlohmann::json logprobs = nullptr);
 // A chat stream's first chunk: the assistant's role, no text yet.
 nlohmann::json RoleChunkBody(const CompletionHeader& header, bool with_usage_field);
 // The chunk after the last one when include_usage is set: no choices, the usage.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
@@ -76,6 +77,21 @@ absl::Status ValidateRequest(const Model& model, const GenerationRequest& reques
     return absl::InvalidArgumentError("stop strings need a tokenizer, and this model has none");
   }
   GRINQH_RETURN_IF_ERROR(request.sampling.Validate());
+  const auto check_id = [&](const char* field, int32_t id) {
+    if (id >= 0 && id < config.vocab_size) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(field, ": token id ", id, " is outside the vocabulary [0, ",
+                                                   config.vocab_size, ")"));
+  };
+  for (int32_t id : request.stop_token_ids) GRINQH_RETURN_IF_ERROR(check_id("stop_token_ids", id));
+  for (const auto& bias : request.sampling.logit_bias) GRINQH_RETURN_IF_ERROR(check_id("logit_bias", bias.first));
+  if (request.top_logprobs < 0 || request.top_logprobs > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrCat("top_logprobs must be in [0, ", kMaxTopLogprobs, "], got ",
+                                                   request.top_logprobs));
+  }
+  if (request.min_tokens < 0 || request.min_tokens > request.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("min_tokens must be in [0, max_tokens = ", request.max_tokens,
+                                                   "], got ", request.min_tokens));
+  }
   if (request.decode_bits != 0.f) {
     if (model.max_decode_bits() == 0) {
       return absl::InvalidArgumentError("decode bits need a GRINQH model with graded decoding; this model (a bf16 checkpoint or a fixed-width rtn/gptq/awq file) decodes at full precision only");
@@ -103,14 +119,28 @@ TokenStream::TokenStream(const Model& model, const GenerationRequest& request)
 
 TokenStream::Step TokenStream::Next(std::span<const float> logits) {
   Step step;
-  const int32_t token = sampler_.Sample(logits);
   const auto& eos = config_.eos_token_ids;
   const auto& stops = request_.stop_token_ids;
+  const bool mask_ending = static_cast<int>(tokens_.size()) < request_.min_tokens;
+  if (mask_ending || request_.sampling.ProcessesLogits()) {
+    processed_.assign(logits.begin(), logits.end());
+    ProcessLogits(request_.sampling, request_.prompt_ids, tokens_, processed_);
+    if (mask_ending) {
+      constexpr float kMasked = -std::numeric_limits<float>::infinity();
+      if (request_.stop_at_eos) {
+        for (int32_t id : eos) processed_[static_cast<size_t>(id)] = kMasked;
+      }
+      for (int32_t id : stops) processed_[static_cast<size_t>(id)] = kMasked;
+    }
+    logits = processed_;
+  }
+  const int32_t token = sampler_.Sample(logits);
   if ((request_.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
       std::find(stops.begin(), stops.end(), token) != stops.end()) {
     step.finish_reason = FinishReason::kEos;
   } else {
     step.token = token;
+    if (request_.logprobs) step.logprobs = ComputeLogprobs(logits, token, request_.top_logprobs);
     tokens_.push_back(token);
     if (decoder_) step.text = stop_filter_.Push(decoder_->Push(token));
     if (stop_filter_.stopped()) {
@@ -152,6 +182,7 @@ absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest&
   for (;;) {
     const TokenStream::Step step = stream.Next(logits);
     if (step.token) emit(*step.token, step.text);
+    if (step.logprobs) result.logprobs.push_back(*step.logprobs);
     if (step.finished) {
       // Text still held back (a split character, a partial stop string) ends the stream.
       if (!step.tail.empty()) emit(-1, step.tail);

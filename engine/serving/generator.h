@@ -30,6 +30,12 @@ struct GenerationRequest {
   bool stop_at_eos = true;
   // More tokens that end generation like EOS (e.g. a chat template's end-of-turn token).
   std::vector<int32_t> stop_token_ids;
+  // EOS and the stop tokens are masked until this many tokens are generated (vLLM's).
+  int min_tokens = 0;
+  // Report each generated token's log-probability, and its top_logprobs most likely
+  // alternatives ([0, kMaxTopLogprobs]); see TokenLogprobs for which distribution.
+  bool logprobs = false;
+  int top_logprobs = 0;
   // GRINQH: average bits per weight each decode step reads (prefill reads the full stored
   // depth). 0 decodes at full depth; otherwise (0, model.max_decode_bits()].
   float decode_bits = 0.f;
@@ -37,6 +43,7 @@ struct GenerationRequest {
 
 struct GenerationResult {
   std::vector<int32_t> tokens;  // generated ids; an ending EOS is not included
+  std::vector<TokenLogprobs> logprobs;  // one per token, when the request asks
   std::string text;             // empty when the model has no tokenizer
   FinishReason finish_reason = FinishReason::kLength;
   double prefill_seconds = 0;
@@ -47,6 +54,7 @@ struct GenerationResult {
 // split character, or text that may be the start of a stop string, are held back).
 // A last call with token -1 releases what was still held when generation ended.
 using TokenCallback = std::function<void(int32_t token, std::string_view text)>;
+// (Logprobs: GenerationResult::logprobs.)
 
 absl::StatusOr<GenerationResult> Generate(Model& model, const GenerationRequest& request,
                                           const TokenCallback& on_token = {});
@@ -87,6 +95,7 @@ class TokenStream {
   struct Step {
     std::optional<int32_t> token;  // none when EOS or a stop token ended the stream
     std::string text;              // the text the token completes (often empty: held back)
+    std::optional<TokenLogprobs> logprobs;  // with the token, when the request asks
     bool finished = false;
     FinishReason finish_reason = FinishReason::kLength;  // when finished
     std::string tail;              // when finished: text held back until then, released
@@ -105,6 +114,7 @@ class TokenStream {
   std::optional<IncrementalDecoder> decoder_;
   StopStringFilter stop_filter_;
   std::vector<int32_t> tokens_;
+  std::vector<float> processed_;  // the row after penalties, bias and min_tokens masking
 };
 
 }  // namespace grinqh

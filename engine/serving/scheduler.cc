@@ -256,6 +256,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& ended, std::vector<
       delivery.event.usage = s.usage;
     }
     if (step.token) delivery.event.tokens = {*step.token};
+    if (step.logprobs) delivery.event.logprobs = {*step.logprobs};
     events.push_back(std::move(delivery));
   }
 

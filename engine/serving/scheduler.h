@@ -61,6 +61,7 @@ struct Usage {
 struct StreamEvent {
   std::vector<int32_t> tokens;  // generated this step (usually one; none in the final event
                                 // unless the last token came with it)
+  std::vector<TokenLogprobs> logprobs;  // one per token, when the request asks
   std::string text;             // the text those tokens complete: whole UTF-8 characters,
                                 // held back while it may be the start of a stop string
   bool finished = false;

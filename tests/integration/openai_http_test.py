@@ -138,10 +138,46 @@ class OpenAiHttpTest(unittest.TestCase):
         first, second = self.complete(**body).json(), self.complete(**body).json()
         self.assertEqual(first["choices"][0]["text"], second["choices"][0]["text"])
 
+    def test_logprobs_in_openais_shape(self):
+        prompt = [0, 779, 1568, 383, 488, 201]
+        body = self.complete(prompt=prompt, max_tokens=6, temperature=0, logprobs=3, ignore_eos=True).json()
+        logprobs = body["choices"][0]["logprobs"]
+        self.assertEqual(len(logprobs["tokens"]), 6)
+        self.assertEqual(len(logprobs["token_logprobs"]), 6)
+        self.assertEqual("".join(logprobs["tokens"]), body["choices"][0]["text"])
+        offsets = [0]
+        for token in logprobs["tokens"][:-1]:
+            offsets.append(offsets[-1] + len(token.encode()))
+        self.assertEqual(logprobs["text_offset"], offsets)
+        for token, logprob, top in zip(logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"]):
+            self.assertEqual(len(top), 3)
+            self.assertAlmostEqual(max(top.values()), logprob, places=5)  # greedy chose the most likely
+            self.assertEqual(top[token], logprob)
+        # Streamed: the same logprobs, spread over the chunks.
+        streamed = {"prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 3, "ignore_eos": True, "stream": True}
+        with self.http.stream("POST", "/v1/completions", json=streamed) as response:
+            chunks = sse_events(response)
+        self.assertEqual(sum((c["choices"][0]["logprobs"]["token_logprobs"] for c in chunks), []),
+                         logprobs["token_logprobs"])
+
+    def test_penalties_and_bias_steer_the_output(self):
+        prompt = [0, 779, 1568, 383, 488, 201]
+        plain = self.complete(prompt=prompt, max_tokens=8, temperature=0, ignore_eos=True).json()
+        biased = self.complete(prompt=prompt, max_tokens=8, temperature=0, ignore_eos=True,
+                               logit_bias={"4000": 100}, logprobs=0).json()
+        self.assertEqual(biased["usage"]["completion_tokens"], 8)
+        self.assertEqual(len(set(biased["choices"][0]["logprobs"]["tokens"])), 1)  # token 4000 every time
+        penalized = self.complete(prompt=prompt, max_tokens=8, temperature=0, ignore_eos=True,
+                                  frequency_penalty=2, presence_penalty=2, repetition_penalty=1.5).json()
+        self.assertEqual(penalized["usage"]["completion_tokens"], 8)
+        self.assertNotEqual(plain["choices"][0]["text"], biased["choices"][0]["text"])
+        ended = self.complete(prompt=prompt, max_tokens=8, temperature=0, logit_bias={"1": 100}, min_tokens=2).json()
+        self.assertEqual(ended["usage"]["completion_tokens"], 2)
+        self.assertEqual(ended["choices"][0]["finish_reason"], "stop")
+
     def test_neutral_values_of_unsupported_fields_are_accepted(self):
-        response = self.complete(prompt="x", max_tokens=2, n=1, presence_penalty=0, frequency_penalty=0.0,
-                                 logit_bias={}, logprobs=None, user="someone", best_of=1, echo=False,
-                                 repetition_penalty=1, min_p=0, some_future_field={"a": 1})
+        response = self.complete(prompt="x", max_tokens=2, n=1, logprobs=None, user="someone", best_of=1, echo=False,
+                                 some_future_field={"a": 1})
         self.assertEqual(response.status_code, 200, response.text)
 
     def test_invalid_requests_name_the_parameter(self):
@@ -152,9 +188,13 @@ class OpenAiHttpTest(unittest.TestCase):
             (dict(prompt="x", top_p=1.5), "top_p", ""),
             (dict(prompt="x", max_tokens=0), "max_tokens", ">= 1"),
             (dict(prompt="x", max_tokens=10**6), "max_tokens", ""),
-            (dict(prompt="x", presence_penalty=0.5), "presence_penalty", "not supported yet"),
-            (dict(prompt="x", logprobs=2), "logprobs", "not supported yet"),
-            (dict(prompt="x", logit_bias={"5": 100}), "logit_bias", "not supported yet"),
+            (dict(prompt="x", presence_penalty=2.5), "presence_penalty", "[-2, 2]"),
+            (dict(prompt="x", logprobs=21), "logprobs", "[0, 20]"),
+            (dict(prompt="x", logit_bias={"99999": 1}), "logit_bias", "outside the vocabulary"),
+            (dict(prompt="x", logit_bias={"5": 101}), "logit_bias", "[-100, 100]"),
+            (dict(prompt="x", min_p=-0.1), "min_p", ""),
+            (dict(prompt="x", repetition_penalty=0), "repetition_penalty", ""),
+            (dict(prompt="x", stop_token_ids=["a"]), "stop_token_ids[0]", "token id"),
             (dict(prompt="x", stop=[1]), "stop[0]", "must be a string"),
             (dict(prompt=[0, 99999]), "prompt[1]", "outside the vocabulary"),
             (dict(prompt=""), "prompt", "must not be empty"),

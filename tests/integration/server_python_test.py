@@ -112,6 +112,44 @@ class ServerTest(unittest.TestCase):
                 self.assertEqual(caught.exception.code(), code)
                 self.assertIn(field, caught.exception.details())
 
+    def test_logprobs_and_penalties(self):
+        prompt_ids = pb.TokenIds(ids=[0, 512, 77, 3001, 42])
+        logprobs = []
+        for response in self.stub.Generate(pb.GenerateRequest(prompt_ids=prompt_ids, max_tokens=12, logprobs=True,
+                                                              top_logprobs=4, ignore_eos=True), timeout=120):
+            self.assertEqual([lp.token_id for lp in response.logprobs], list(response.token_ids))
+            logprobs += response.logprobs
+        self.assertEqual(len(logprobs), 12)
+        for lp in logprobs:  # greedy: the chosen token is the most likely, and the top is sorted
+            self.assertEqual(lp.top_logprobs[0].token_id, lp.token_id)
+            self.assertAlmostEqual(lp.top_logprobs[0].logprob, lp.logprob, places=5)
+            values = [t.logprob for t in lp.top_logprobs]
+            self.assertEqual(values, sorted(values, reverse=True))
+            self.assertLessEqual(lp.logprob, 0)
+        # A repetition penalty of 100 all but bans every token already seen.
+        _, ids, _ = generate(self.stub, prompt_ids=prompt_ids, max_tokens=12, ignore_eos=True, repetition_penalty=100)
+        seen = list(prompt_ids.ids) + ids
+        self.assertEqual(len(seen), len(set(seen)))
+        # logit_bias steers greedy decoding; min_tokens holds EOS (id 1) back.
+        _, ids, last = generate(self.stub, prompt_ids=prompt_ids, max_tokens=8, logit_bias={1: 100.0}, min_tokens=3)
+        self.assertEqual(len(ids), 3)
+        self.assertEqual(last.finish_reason, pb.FINISH_REASON_EOS)
+        for fields, field in [(dict(logit_bias={8192: 1.0}), "logit_bias"), (dict(min_p=2.0), "min_p"),
+                              (dict(top_logprobs=21), "top_logprobs"), (dict(stop_token_ids=[-3]), "stop_token_ids"),
+                              (dict(presence_penalty=3.0), "presence_penalty")]:
+            with self.subTest(field=field):
+                with self.assertRaises(grpc.RpcError) as caught:
+                    generate(self.stub, prompt_ids=prompt_ids, **fields)
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertIn(field, caught.exception.details())
+
+    def test_tokenize_returns_bytes(self):
+        text = "héllo wörld 日本"
+        response = self.stub.Tokenize(pb.TokenizeRequest(text=text), timeout=60)
+        self.assertEqual(len(response.token_bytes), len(response.ids))
+        self.assertEqual(b"".join(response.token_bytes).decode("utf-8"), text)
+        self.assertEqual(len(response.tokens), len(response.ids))  # deprecated, but still there, as text
+
     def test_cancel_mid_stream_returns_the_slot_and_cache(self):
         stream = self.client.generate("def main():", max_tokens=4000)
         for _ in range(3):

@@ -329,7 +329,7 @@ TEST_F(ServerTest, TokenizeAndDescribeTheModel) {
   ASSERT_TRUE(stub_->Tokenize(&tokenize_context, tokenize, &ids).ok());
   // As `grinqh tokenize --add-special-tokens` gives (0 = <|begin_of_text|>).
   EXPECT_THAT(ids.ids(), ::testing::ElementsAre(0, 328, 286, 1712, 266, 1210, 3845, 597, 964));
-  EXPECT_EQ(ids.tokens(1), "def");
+  EXPECT_EQ(ids.token_bytes(1), "def");
 
   grpc::ClientContext list_context;
   v1::ListModelsResponse models;

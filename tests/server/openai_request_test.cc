@@ -1,6 +1,7 @@
 // ParseOpenAiRequest: OpenAI's request bodies into GenerateRequests; ToOpenAiError: statuses
 // into OpenAI's error objects, in the request's own field names.
 #include "server/openai_request.h"
+#include "server/openai_response.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -87,25 +88,63 @@ TEST(ParseOpenAiRequest, ChatMessagesWithTextParts) {
   EXPECT_EQ(chat_error({{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}), "messages[0].content[0].type");
 }
 
+TEST(ParseOpenAiRequest, SamplingExtensionsAndLogprobsReachTheRequest) {
+  const auto completion = Completion({{"prompt", "x"}, {"presence_penalty", 0.5}, {"frequency_penalty", -1},
+                                      {"repetition_penalty", 1.2}, {"min_p", 0.05}, {"logit_bias", {{"5", 10}, {"7", -3.5}}},
+                                      {"stop_token_ids", {2, 9}}, {"ignore_eos", true}, {"min_tokens", 4}, {"logprobs", 3}});
+  ASSERT_TRUE(completion.ok()) << completion.status();
+  const v1::GenerateRequest& g = completion->generate;
+  EXPECT_FLOAT_EQ(g.presence_penalty(), 0.5f);
+  EXPECT_FLOAT_EQ(g.frequency_penalty(), -1.f);
+  EXPECT_FLOAT_EQ(g.repetition_penalty(), 1.2f);
+  EXPECT_FLOAT_EQ(g.min_p(), 0.05f);
+  EXPECT_EQ(g.logit_bias().size(), 2u);
+  EXPECT_FLOAT_EQ(g.logit_bias().at(7), -3.5f);
+  EXPECT_EQ(g.stop_token_ids_size(), 2);
+  EXPECT_TRUE(g.ignore_eos());
+  EXPECT_EQ(g.min_tokens(), 4u);
+  EXPECT_TRUE(g.logprobs());
+  EXPECT_EQ(g.top_logprobs(), 3u);
+  EXPECT_TRUE(Completion({{"prompt", "x"}, {"logprobs", 0}})->generate.logprobs());  // the chosen token's alone
+  EXPECT_FALSE(Completion({{"prompt", "x"}, {"logprobs", nullptr}})->generate.logprobs());
+
+  const auto chat = ParseOpenAiRequest({{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true},
+                                        {"top_logprobs", 2}}, OpenAiEndpoint::kChatCompletions);
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_TRUE(chat->generate.logprobs());
+  EXPECT_EQ(chat->generate.top_logprobs(), 2u);
+  EXPECT_EQ(ErrorOf({{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"top_logprobs", 2}},
+                    OpenAiEndpoint::kChatCompletions).param, "top_logprobs");  // needs logprobs: true
+  EXPECT_EQ(ErrorOf({{"prompt", "x"}, {"logit_bias", {{"five", 1}}}}).param, "logit_bias");
+  EXPECT_EQ(ErrorOf({{"prompt", "x"}, {"logprobs", 21}}).param, "logprobs");
+  EXPECT_EQ(ErrorOf({{"prompt", "x"}, {"stop_token_ids", {-1}}}).param, "stop_token_ids[0]");
+}
+
+// OpenAI's shapes: chat's content list with bytes, completions' parallel lists and offsets;
+// a partial UTF-8 character is U+FFFD in the text and exact in "bytes".
+TEST(LogprobsBody, FollowsOpenAisShapes) {
+  const std::vector<TokenLogprobs> logprobs = {{.token = 1, .logprob = -0.5f, .top = {{1, -0.5f}, {2, -1.5f}}},
+                                               {.token = 2, .logprob = -2.f, .top = {}}};
+  const auto token_bytes = [](int32_t id) { return id == 1 ? std::string("ab") : std::string("\xe6"); };
+  size_t offset = 0;
+  const json chat = LogprobsBody(OpenAiEndpoint::kChatCompletions, logprobs, token_bytes, offset);
+  EXPECT_EQ(chat, json::parse(R"({"content": [
+      {"token": "ab", "logprob": -0.5, "bytes": [97, 98],
+       "top_logprobs": [{"token": "ab", "logprob": -0.5, "bytes": [97, 98]},
+                        {"token": "\ufffd", "logprob": -1.5, "bytes": [230]}]},
+      {"token": "\ufffd", "logprob": -2.0, "bytes": [230], "top_logprobs": []}]})"));
+  offset = 10;
+  const json completion = LogprobsBody(OpenAiEndpoint::kCompletions, logprobs, token_bytes, offset);
+  EXPECT_EQ(completion, json::parse(R"({"tokens": ["ab", "\ufffd"], "token_logprobs": [-0.5, -2.0],
+      "top_logprobs": [{"ab": -0.5, "\ufffd": -1.5}, {}], "text_offset": [10, 12]})"));
+  EXPECT_EQ(offset, 13u);
+}
+
 TEST(ParseOpenAiRequest, WhatTheEngineCannotDoIsRefusedUnlessNeutral) {
-  const json neutral = {{"prompt", "x"},      {"n", 1},          {"logprobs", nullptr}, {"presence_penalty", 0},
-                        {"frequency_penalty", 0.0}, {"logit_bias", json::object()}, {"repetition_penalty", 1},
-                        {"min_p", 0},         {"best_of", 1},    {"echo", false},       {"ignore_eos", false}};
+  const json neutral = {{"prompt", "x"}, {"n", 1}, {"best_of", 1}, {"echo", false}, {"use_beam_search", false}};
   EXPECT_TRUE(Completion(neutral).ok()) << Completion(neutral).status();
-  for (const auto& [field, value] :
-       std::vector<std::pair<std::string, json>>{{"n", 2},
-                                                 {"logprobs", 1},
-                                                 {"top_logprobs", 3},
-                                                 {"presence_penalty", 0.1},
-                                                 {"frequency_penalty", -1},
-                                                 {"logit_bias", {{"5", 10}}},
-                                                 {"repetition_penalty", 1.2},
-                                                 {"min_p", 0.05},
-                                                 {"stop_token_ids", {2}},
-                                                 {"ignore_eos", true},
-                                                 {"min_tokens", 4},
-                                                 {"echo", true},
-                                                 {"response_format", {{"type", "json_object"}}}}) {
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"n", 2}, {"best_of", 2}, {"echo", true}, {"response_format", {{"type", "json_object"}}}}) {
     json body = {{"prompt", "x"}};
     body[field] = value;
     const OpenAiError error = ErrorOf(body);
