@@ -31,6 +31,9 @@ for stub_dir in list(sys.path):
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: E402
 from grinqh_client import Client  # noqa: E402
+# The raw stubs, for fields the client's keyword arguments do not cover (logprobs, Tokenize's bytes).
+from grinqh.v1 import inference_pb2 as pb  # noqa: E402
+from grinqh.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "tiny-llama3")
 
@@ -42,11 +45,22 @@ class Server(ServeProcess):
         super().__init__(GRINQH, MODEL, *args)
         self.client = Client(f"127.0.0.1:{self.port}", timeout=120)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = pb_grpc.InferenceServiceStub(self.channel)
 
     def close(self):
         self.client.close()
         self.channel.close()
         super().close()
+
+
+def generate(stub, timeout=120, **fields):
+    """The stream's text, token ids and last message."""
+    text, ids, last = "", [], None
+    for response in stub.Generate(pb.GenerateRequest(**fields), timeout=timeout):
+        text += response.text
+        ids += response.token_ids
+        last = response
+    return text, ids, last
 
 
 def generate_cli(prompt, max_tokens):
@@ -58,6 +72,7 @@ class ServerTest(unittest.TestCase):
     def setUpClass(cls):
         cls.server = Server()
         cls.client = cls.server.client
+        cls.stub = cls.server.stub
 
     @classmethod
     def tearDownClass(cls):
