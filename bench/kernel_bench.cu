@@ -186,8 +186,12 @@ int main(int argc, char** argv) {
   const float targets[] = {2.f, 3.f, 4.f, 6.f, 8.f};
   constexpr int kMaxBatch = 16;
 
-  std::printf("| shape | target | bits read/weight | µs | needed MB | %% of copy BW | cuBLAS bf16 µs | speedup |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+  const auto table_header = [] {
+    std::printf("| shape | target | bits read/weight | µs | needed MB | %% of copy BW | cuBLAS bf16 µs | speedup |"
+                " plan µs | matvec alone µs | matvec alone %% BW |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  };
+  table_header();
   for (const Shape& sh : shapes) {
     if (only != nullptr && std::strcmp(only, sh.name) != 0) continue;
     const GpuPlaneShape s{sh.rows, sh.cols, 8, 8, 128};
@@ -239,9 +243,17 @@ int main(int argc, char** argv) {
       const double us = ev.MedianMicros(reps, 2 * copies, [&](int i) {
         Check(grinqh::cuda::GradedMatVec(w.m[size_t(i) % w.m.size()], d_x, d_levels, 0, d_y, ws, nullptr), "matvec");
       });
-      std::printf("| %s %dx%d | %.0f | %.3f | %.1f | %.2f | %.1f | %.1f | %.2fx |\n", sh.name, sh.rows, sh.cols, target,
-                  8.0 * bytes / (double(sh.rows) * sh.cols), us, bytes / 1e6, 100.0 * bytes / (us * 1e-6) / copy_bw,
-                  blas_us, blas_us / us);
+      // Its two halves apart: the read plan (once per layer input) and the matvec from it.
+      const double plan_us = ev.MedianMicros(reps, 2 * copies, [&](int) {
+        Check(grinqh::cuda::PlanGradedReads(s, 1, d_x, d_levels, 0, ws, nullptr), "plan");
+      });
+      const double mv_us = ev.MedianMicros(reps, 2 * copies, [&](int i) {
+        Check(grinqh::cuda::GradedMatVecFromPlan(w.m[size_t(i) % w.m.size()], 1, d_y, ws, nullptr), "matvec");
+      });
+      std::printf("| %s %dx%d | %.0f | %.3f | %.1f | %.2f | %.1f | %.1f | %.2fx | %.1f | %.1f | %.1f |\n", sh.name, sh.rows,
+                  sh.cols, target, 8.0 * bytes / (double(sh.rows) * sh.cols), us, bytes / 1e6,
+                  100.0 * bytes / (us * 1e-6) / copy_bw, blas_us, blas_us / us, plan_us, mv_us,
+                  100.0 * bytes / (mv_us * 1e-6) / copy_bw);
     }
     {  // Full depth without a levels array: the `quality` tier's path.
       std::vector<uint8_t> full(size_t(sh.cols), 8);
@@ -309,8 +321,7 @@ int main(int argc, char** argv) {
       const double dq_bytes = double(s.planes_size()) + 3.0 * s.params_size() + 2.0 * wn;
       std::printf("\ndequantize %s to bf16: %.1f µs, %.0f%% of copy bandwidth (reads 8 + writes 16 bits/weight)\n\n",
                   sh.name, dq, 100.0 * dq_bytes / (dq * 1e-6) / copy_bw);
-      std::printf("| shape | target | bits read/weight | µs | needed MB | %% of copy BW | cuBLAS bf16 µs | speedup |\n");
-      std::printf("|---|---|---|---|---|---|---|---|\n");
+      table_header();
     }
 
     for (auto* p : wb) cudaFree(p);

@@ -17,9 +17,11 @@ namespace {
 
 class GradedMatVecTest : public GpuTest {};
 
-// The largest |gpu − cpu| over rows, relative to the rows' RMS (outputs sum thousands of
-// terms in another order, and the zero point cancels most of each group's sum).
-constexpr double kMaxRelativeError = 2e-5;
+// The largest |gpu − cpu| over rows, relative to the rows' RMS. The GPU product codes each
+// activation as a 16-bit integer relative to the largest |x| its group reads (kernels/
+// read_plan.h), so an entry's error is up to max|x| / 65278 where the CPU keeps fp32; with
+// heavy-tailed x (one channel far above the rest) that is the bound's main term.
+constexpr double kMaxRelativeError = 2e-3;
 
 struct ErrorStat {
   double worst = 0;
