@@ -71,6 +71,8 @@ __global__ void FillScales(uint16_t* p, size_t n) {
     p[i] = __half_as_ushort(__float2half(exp2f(-9.f + 3.f * float((i * 2654435761u) % 1000u) / 1000.f)));
   }
 }
+__global__ void EmptyKernel() {}
+
 __global__ void FillBf16(__nv_bfloat16* p, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     p[i] = __float2bfloat16(float(int((i * 2654435761u) % 2001u) - 1000) * 1e-5f);
@@ -173,7 +175,12 @@ int main(int argc, char** argv) {
     copy_bw = 2.0 * double(n) / (us * 1e-6);
     cudaFree(a), cudaFree(b);
   }
-  std::printf("device copy bandwidth: %.0f GB/s (cudaMemcpy D2D of 2 GiB, read + write)\n\n", copy_bw / 1e9);
+  std::printf("device copy bandwidth: %.0f GB/s (cudaMemcpy D2D of 2 GiB, read + write)\n", copy_bw / 1e9);
+  // The launch floor: back-to-back launches of an empty kernel, and of two (a matvec is a
+  // read plan and the product), which a small matrix cannot go below.
+  const double empty_us = ev.MedianMicros(reps, 200, [&](int) { EmptyKernel<<<132, 128>>>(); });
+  const double two_us = ev.MedianMicros(reps, 200, [&](int) { EmptyKernel<<<8, 256>>>(), EmptyKernel<<<132, 128>>>(); });
+  std::printf("launch floor: %.2f µs per empty kernel, %.2f µs per pair, back to back on one stream\n\n", empty_us, two_us);
 
   cublasHandle_t blas;
   Check(cublasCreate(&blas), "cublasCreate");

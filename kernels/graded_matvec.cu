@@ -27,6 +27,12 @@
 // correction sums, and the lanes of one batch row add their groups. Warps of one half tile
 // that took other sets meet in the workspace: the last to arrive (a counter) adds the
 // parts in set order and writes y, so results are deterministic.
+//
+// Measured (docs/BENCHMARKS.md, H100, copy bandwidth 3,038 GB/s): the matvec alone at 52 %
+// of copy bandwidth on lm_head at 2 bits and 62 % at 8, 32–53 % on gate_up; shapes split
+// into many parts (down, qkv, o) far less, which is what the reduction's eight loads in
+// flight address. The previous design (a float add per plane bit) was instruction-bound at
+// 3.0–3.7 instructions per bit, 15–35 % on an H200.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -75,7 +81,7 @@ Split MakeSplit(const GpuPlaneShape& s, const ReadPlanShape& ps) {
 }
 
 size_t PartialsAt(const GpuPlaneShape& s) { return CountersAt(s) + CounterBytes(s); }
-__host__ __device__ int PartialStride(const GpuPlaneShape& s) { return (s.rows + 3) / 4 * 4; }  // float4-aligned rows
+__host__ __device__ int PartialStride(const GpuPlaneShape& s) { return (s.rows + 7) / 8 * 8; }  // rows as float4 pairs
 
 struct Params {
   GpuPlaneMatrix w;
@@ -149,25 +155,54 @@ __device__ __forceinline__ void MultiplyStep(int (&acc)[2][8][4], const Step& st
   }
 }
 
+// The lane's 32 rows' scales and zeros of one group (rows past the matrix read as 0):
+// 64 + 32 contiguous bytes ([group][row]), as 16-byte loads when rows allow.
+__device__ __forceinline__ void LoadGroupParams(const GpuPlaneMatrix& w, int group, int row0, float (&scale)[kLaneRows],
+                                                float (&zero)[kLaneRows]) {
+  const int rows = w.shape.rows;
+  const size_t at = w.shape.ParamIndex(group, row0);
+  if (rows % 16 == 0 && row0 + kLaneRows <= rows) {
+    const uint4* s4 = reinterpret_cast<const uint4*>(w.scales + at);
+    const uint4* z4 = reinterpret_cast<const uint4*>(w.zeros + at);
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+      const uint4 sv = __ldg(s4 + v);
+      const uint32_t words[4] = {sv.x, sv.y, sv.z, sv.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        scale[8 * v + i] = __half2float(__ushort_as_half(static_cast<unsigned short>(words[i / 2] >> (16 * (i % 2)))));
+      }
+    }
+#pragma unroll
+    for (int v = 0; v < 2; ++v) {
+      const uint4 zv = __ldg(z4 + v);
+      const uint32_t words[4] = {zv.x, zv.y, zv.z, zv.w};
+#pragma unroll
+      for (int i = 0; i < 16; ++i) zero[16 * v + i] = static_cast<float>((words[i / 4] >> (8 * (i % 4))) & 0xFFu);
+    }
+    return;
+  }
+#pragma unroll
+  for (int r = 0; r < kLaneRows; ++r) {
+    const bool in = row0 + r < rows;
+    scale[r] = in ? __half2float(__ushort_as_half(__ldg(w.scales + at + r))) : 0.f;
+    zero[r] = in ? static_cast<float>(__ldg(w.zeros + at + r)) : 0.f;
+  }
+}
+
 // The lane's 32 rows of one (group, batch row): scales and zeros applied, 2^i divided out.
 __device__ __forceinline__ void Fold(const int (&acc)[2][8][4], const GpuPlaneMatrix& w, int group, int row0,
                                      float4 f, float (&out)[kLaneRows]) {
-  const int rows = w.shape.rows;
+  float scale[kLaneRows], zero[kLaneRows];
+  LoadGroupParams(w, group, row0, scale, zero);
 #pragma unroll
   for (int beta = 0; beta < 4; ++beta) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int rho = 8 * beta + i, row = row0 + rho;
+      const int rho = 8 * beta + i;
       const int* c = acc[beta / 2][i] + 2 * (beta % 2);
       const float sum = fmaf(static_cast<float>(c[0]), 256.f, static_cast<float>(c[1]));
-      float value = 0.f;
-      if (row < rows) {
-        const size_t at = w.shape.ParamIndex(group, row);
-        const float scale = __half2float(__ushort_as_half(__ldg(w.scales + at)));
-        const float zero = static_cast<float>(__ldg(w.zeros + at));
-        value = scale * fmaf(sum, f.x * __int_as_float((127 - i) << 23), fmaf(-zero, f.z, f.y));
-      }
-      out[rho] = value;
+      out[rho] = scale[rho] * fmaf(sum, f.x * __int_as_float((127 - i) << 23), fmaf(-zero[rho], f.z, f.y));
     }
   }
 }
@@ -262,13 +297,25 @@ __global__ void __launch_bounds__(kThreads) GradedMatVecKernel(const Params p) {
   arrived = __shfl_sync(~0u, arrived, 0);
   if (arrived != unsigned(p.split.parts - 1)) return;
   __threadfence();
+  // Lane l adds rows 8l..8l+7 of the half as two float4s per part, eight parts' loads in
+  // flight at a time (the adds stay in part order).
   const int half_row0 = tile * kGpuTileRows + half * kHalfRows;
+  const size_t part_stride = size_t(kPlanMaxRows) * stride;
   for (int bb = 0; bb < rows_per_chunk && chunk * kPlanMaxRows + bb < p.batch; ++bb) {
-    for (int r = lane; r < kHalfRows && half_row0 + r < s.rows; r += 32) {
-      const float* from = p.partials + size_t(chunk) * p.split.parts * kPlanMaxRows * stride + size_t(bb) * stride + half_row0 + r;
-      float sum = 0.f;
-      for (int k = 0; k < p.split.parts; ++k) sum += __ldcg(from + size_t(k) * kPlanMaxRows * stride);
-      p.y[size_t(chunk * kPlanMaxRows + bb) * s.rows + half_row0 + r] = sum;
+    const int row = half_row0 + 8 * lane;
+    if (row >= s.rows) continue;
+    const float4* from = reinterpret_cast<const float4*>(p.partials + size_t(chunk) * p.split.parts * part_stride +
+                                                         size_t(bb) * stride + row);
+    float sum[8] = {};
+#pragma unroll 8
+    for (int k = 0; k < p.split.parts; ++k) {
+      const float4 a = __ldcg(from + k * part_stride / 4), b = __ldcg(from + k * part_stride / 4 + 1);
+      sum[0] += a.x, sum[1] += a.y, sum[2] += a.z, sum[3] += a.w, sum[4] += b.x, sum[5] += b.y, sum[6] += b.z, sum[7] += b.w;
+    }
+    float* to = p.y + size_t(chunk * kPlanMaxRows + bb) * s.rows + row;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      if (row + r < s.rows) to[r] = sum[r];
     }
   }
   if (lane == 0) *counter = 0;  // ready for the next call
