@@ -20,7 +20,7 @@ import time
 import unittest
 
 GRINQH, ROOT = sys.argv[1], sys.argv[2]
-sys.path[:0] = sys.argv[3:]
+sys.path[:0] = sys.argv[3:] + [os.path.join(ROOT, "clients", "python")]
 del sys.argv[1:]
 
 import grpc  # noqa: E402
@@ -33,6 +33,7 @@ for stub_dir in list(sys.path):  # grpc.health / grpc.reflection, as in server_p
 
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc.reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+from grinqh_client import Client  # noqa: E402
 from grinqh.v1 import inference_pb2 as pb  # noqa: E402
 from grinqh.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -203,6 +204,17 @@ class MutualTls(unittest.TestCase):
             self.assertEqual(len(list_models(channel, bearer(ENV_TOKEN)).models), 1)
             self.assertEqual(len(list_models(channel, bearer(OTHER_TOKEN)).models), 1)
             self.assertEqual(code_of(lambda: list_models(channel, bearer(TOKEN))), grpc.StatusCode.UNAUTHENTICATED)
+
+    def test_the_python_client_with_tls_a_client_certificate_and_a_token(self):
+        client = Client(f"127.0.0.1:{self.server.port}", timeout=60, root_certificates=read("ca.crt"),
+                        certificate_chain=read("client.crt"), private_key=read("client.key"), token=ENV_TOKEN)
+        self.assertEqual(client.complete("def f(x):", max_tokens=3).usage.completion_tokens, 3)
+        self.assertEqual([m.name for m in client.models()], ["tiny-llama3"])
+        client.close()
+        tokenless = Client(f"127.0.0.1:{self.server.port}", timeout=60, root_certificates=read("ca.crt"),
+                           certificate_chain=read("client.crt"), private_key=read("client.key"))
+        self.assertEqual(code_of(tokenless.models), grpc.StatusCode.UNAUTHENTICATED)
+        tokenless.close()
 
     def test_grpc_without_a_client_certificate_is_refused(self):
         with tls_channel(self.server.port, client_cert=False) as channel:
