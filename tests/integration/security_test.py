@@ -216,6 +216,17 @@ class MutualTls(unittest.TestCase):
         self.assertEqual(code_of(tokenless.models), grpc.StatusCode.UNAUTHENTICATED)
         tokenless.close()
 
+    def test_the_grinqh_client_cli_with_tls_a_client_certificate_and_a_token(self):
+        command = [GRINQH, "client", "--server", f"127.0.0.1:{self.server.port}", "--ca", cert("ca.crt"),
+                   "--cert", cert("client.crt"), "--key", cert("client.key"), "--models", "--json", "--timeout", "60"]
+        ok = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, GRINQH_TOKEN=ENV_TOKEN))
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("tiny-llama3", ok.stdout)
+        refused = subprocess.run(command, capture_output=True, text=True,
+                                 env={k: v for k, v in os.environ.items() if k != "GRINQH_TOKEN"})
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("bearer token", refused.stderr)
+
     def test_grpc_without_a_client_certificate_is_refused(self):
         with tls_channel(self.server.port, client_cert=False) as channel:
             self.assertEqual(code_of(lambda: list_models(channel, bearer(ENV_TOKEN))), grpc.StatusCode.UNAVAILABLE)
