@@ -10,6 +10,9 @@ packages=(
   # metrics (prometheus-cpp's registry and text serializer) and the OpenAI-compatible HTTP API,
   # both served by a small HTTP server library
   prometheus-cpp-dev libcpp-httplib-dev
+  # TLS on the listeners and bearer tokens' digests (OpenSSL), and the `openssl` CLI that makes
+  # the TLS tests' throwaway certificates
+  libssl-dev openssl
   # configuration, JSON (config.json, tokenizer.json, safetensors headers)
   libyaml-cpp-dev nlohmann-json3-dev
   # .grinqh files: a CRC-32 per tensor

@@ -3,10 +3,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/base/file_util.h"
 #include "engine/base/status_macros.h"
 #include "grinqh/v1/inference.grpc.pb.h"
 #include "server/commands.h"
@@ -30,11 +32,33 @@ absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+constexpr char kTokenVariable[] = "GRINQH_TOKEN";
+
+// Plaintext, or TLS with --tls / --ca (and a client certificate with --cert and --key).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(const Flags& flags) {
+  if (!flags.Has("tls") && !flags.Has("ca") && !flags.Has("cert")) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;  // empty roots: the system's
+  if (auto ca = flags.String("ca")) {
+    GRINQH_ASSIGN_OR_RETURN(options.pem_root_certs, ReadFileToString(*ca));
+  }
+  if (flags.Has("cert") != flags.Has("key")) return absl::InvalidArgumentError("--cert and --key go together");
+  if (flags.Has("cert")) {
+    GRINQH_ASSIGN_OR_RETURN(options.pem_cert_chain, ReadFileToString(*flags.String("cert")));
+    GRINQH_ASSIGN_OR_RETURN(options.pem_private_key, ReadFileToString(*flags.String("key")));
+  }
+  return grpc::SslCredentials(options);
+}
+
 absl::Status RunClient(const Flags& flags) {
   const std::string server = flags.String("server").value_or("localhost:50051");
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, ChannelCredentials(flags));
+  auto channel = grpc::CreateChannel(server, credentials);
   auto stub = v1::InferenceService::NewStub(channel);
   grpc::ClientContext context;
+  // From the environment rather than a flag, so the token stays out of `ps` and shell history.
+  if (const char* token = std::getenv(kTokenVariable); token != nullptr && *token != '\0') {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  }
   float timeout = 0;
   GRINQH_RETURN_IF_ERROR(flags.ReadFloat("timeout", timeout));
   if (timeout > 0) {
@@ -126,6 +150,10 @@ const Command& ClientCommand() {
         {"bits", "B", "average bits per weight read at each decode step"},
         {"min-bits", "B", "the fewest bits the request accepts"},
         {"timeout", "SECONDS", "give up after this long"},
+        {"tls", "", "connect over TLS, trusting the system's CAs (a bearer token comes from $GRINQH_TOKEN)"},
+        {"ca", "FILE", "connect over TLS, trusting the CA certificates in FILE (PEM)"},
+        {"cert", "FILE", "mutual TLS: this client's certificate (PEM), with --key"},
+        {"key", "FILE", "mutual TLS: the client certificate's private key (PEM)"},
         {"models", "", "list the served models, as a table"},
         {"json", "", "with --models: as JSON"}}},
       RunClient};

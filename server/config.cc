@@ -99,6 +99,8 @@ class MapReader {
 
 constexpr long long kNoLimit = std::numeric_limits<int>::max();
 constexpr NumberRange kSeconds{0, 3600};
+// Up to a week (gRPC takes its times as int milliseconds, at most ~24 days).
+constexpr NumberRange kGrpcSeconds{0, 604800, /*min_open=*/true};
 
 // A section: `read` takes the section's MapReader; unknown keys are refused after it.
 MapReader::ReadValue Section(const ValueReader& values, const std::function<absl::Status(MapReader&)>& read) {
@@ -161,7 +163,26 @@ absl::Status ReadServer(MapReader& m, ServerSection& server) {
   GRINQH_RETURN_IF_ERROR(m.String("host", server.host));
   GRINQH_RETURN_IF_ERROR(m.Int("port", 0, 65535, server.port));
   GRINQH_RETURN_IF_ERROR(m.Int("max_concurrent_streams", 1, kNoLimit, server.max_concurrent_streams));
-  return m.Number("shutdown_grace_seconds", kSeconds, server.shutdown_grace_seconds);
+  GRINQH_RETURN_IF_ERROR(m.Number("shutdown_grace_seconds", kSeconds, server.shutdown_grace_seconds));
+  GRINQH_RETURN_IF_ERROR(m.Int("max_message_bytes", 1024, kNoLimit, server.max_message_bytes));
+  GRINQH_RETURN_IF_ERROR(m.Number("keepalive_time_seconds", kGrpcSeconds, server.keepalive_time_seconds));
+  GRINQH_RETURN_IF_ERROR(m.Number("keepalive_timeout_seconds", kGrpcSeconds, server.keepalive_timeout_seconds));
+  GRINQH_RETURN_IF_ERROR(m.Number("max_connection_age_seconds", {0, kGrpcSeconds.max},
+                                  server.max_connection_age_seconds));
+  return m.Bool("reflection", server.reflection);
+}
+
+absl::Status ReadTls(MapReader& m, TlsSection& tls) {
+  GRINQH_RETURN_IF_ERROR(m.String("cert_file", tls.cert_file));
+  GRINQH_RETURN_IF_ERROR(m.String("key_file", tls.key_file));
+  GRINQH_RETURN_IF_ERROR(m.String("client_ca_file", tls.client_ca_file));
+  return m.Bool("metrics", tls.metrics);
+}
+
+absl::Status ReadAuth(MapReader& m, AuthSection& auth) {
+  GRINQH_RETURN_IF_ERROR(m.String("tokens_file", auth.tokens_file));
+  GRINQH_RETURN_IF_ERROR(m.String("tokens_env", auth.tokens_env));
+  return m.Bool("metrics", auth.metrics);
 }
 
 absl::Status ReadMetrics(MapReader& m, MetricsSection& metrics) {
@@ -212,6 +233,8 @@ absl::Status ReadConfig(const ValueReader& values, const YAML::Node& root, Serve
   GRINQH_RETURN_IF_ERROR(top.Field("server", section(ReadServer, c.server)));
   GRINQH_RETURN_IF_ERROR(top.Field("metrics", section(ReadMetrics, c.metrics)));
   GRINQH_RETURN_IF_ERROR(top.Field("http", section(ReadHttp, c.http)));
+  GRINQH_RETURN_IF_ERROR(top.Field("tls", section(ReadTls, c.tls)));
+  GRINQH_RETURN_IF_ERROR(top.Field("auth", section(ReadAuth, c.auth)));
   GRINQH_RETURN_IF_ERROR(top.Field("batching", section(ReadBatching, c.batching)));
   const auto read_kv_cache = [](MapReader& m, KvCacheSection& kv) {
     return m.Int("budget_tokens", 1, std::numeric_limits<int64_t>::max(), kv.budget_tokens);

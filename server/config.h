@@ -45,6 +45,13 @@ struct ServerSection {
   int port = 50051;  // 0 = any free port
   int max_concurrent_streams = 256;
   double shutdown_grace_seconds = 30;
+  // gRPC channel arguments. The message limit is the HTTP API's body limit, so a prompt at
+  // the 4 MiB text limit fits (gRPC's own default is 4 MiB).
+  int max_message_bytes = 16 << 20;
+  double keepalive_time_seconds = 7200;  // gRPC's default: two hours
+  double keepalive_timeout_seconds = 20;
+  double max_connection_age_seconds = 0;  // 0 = unlimited
+  bool reflection = true;
   bool operator==(const ServerSection&) const = default;
 };
 
@@ -66,6 +73,27 @@ struct HttpSection {
   int port = 8000;  // vLLM's default; 0 = any free port
   std::string EffectiveHost() const { return host.empty() ? "127.0.0.1" : host; }
   bool operator==(const HttpSection&) const = default;
+};
+
+// TLS for every listener: gRPC, the HTTP API and (unless `metrics` is false) /metrics.
+// PEM file paths; an empty cert_file means plaintext.
+struct TlsSection {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // set: clients must present a certificate it signed (mTLS)
+  bool metrics = true;         // /metrics over TLS too
+  bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const TlsSection&) const = default;
+};
+
+// Bearer tokens asked of every RPC and HTTP route but health and readiness. Off unless a
+// tokens file or variable is named; both may be, and then either's tokens are accepted.
+struct AuthSection {
+  std::string tokens_file;  // one token per line; blank lines and # comments skipped
+  std::string tokens_env;   // the name of an environment variable: tokens separated by commas
+  bool metrics = true;      // /metrics asks for a token too
+  bool enabled() const { return !tokens_file.empty() || !tokens_env.empty(); }
+  bool operator==(const AuthSection&) const = default;
 };
 
 struct BatchingSection {  // as SchedulerOptions
@@ -103,6 +131,8 @@ struct ServerConfig {
   ServerSection server;
   MetricsSection metrics;
   HttpSection http;
+  TlsSection tls;
+  AuthSection auth;
   BatchingSection batching;
   KvCacheSection kv_cache;
   LimitsSection limits;
@@ -127,6 +157,12 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text, std::
 // kv_cache.budget_tokens, a step holds a decode token for every batch slot and a whole prefill
 // chunk, the listeners do not share a port, and the autoscaler's levels are well ordered.
 absl::Status CheckConfig(const ServerConfig& config);
+
+// Where a listener asks for a bearer token, it must encrypt it (TLS) or listen on loopback
+// only, so that tokens never cross a network in clear text. Checked at start rather than in
+// CheckConfig, because --host may move a listener after the file is read.
+absl::Status CheckTokensStayPrivate(const ServerConfig& config);
+bool IsLoopbackHost(std::string_view host);  // 127.0.0.0/8, ::1, localhost
 
 // The command-line flags ApplyOverrides reads (valued flags): model, host, port,
 // metrics-port, http-port, threads, backend, log-level, log-format. `grinqh serve` takes them.

@@ -1,4 +1,5 @@
 // CheckConfig (across fields), command-line overrides, and writing a config back as YAML.
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -89,7 +90,39 @@ absl::Status CheckConfig(const ServerConfig& c) {
       return Invalid("http.port", absl::StrCat("must differ from metrics.port, both are ", c.metrics.port));
     }
   }
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    return Invalid(c.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+                   "tls.cert_file and tls.key_file are set together (the certificate and its private key)");
+  }
+  if (!c.tls.client_ca_file.empty() && !c.tls.enabled()) {
+    return Invalid("tls.client_ca_file", "client certificates need TLS: set tls.cert_file and tls.key_file");
+  }
   return CheckAutoscaler(c.autoscaler);
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr ipv4{};  // an address, not a name that merely starts with 127.
+  return inet_pton(AF_INET, std::string(host).c_str(), &ipv4) == 1 && (ntohl(ipv4.s_addr) >> 24) == 127;
+}
+
+absl::Status CheckTokensStayPrivate(const ServerConfig& c) {
+  if (!c.auth.enabled()) return absl::OkStatus();
+  struct Listener {
+    const char* key;
+    std::string host;
+    bool on, tls;
+  };
+  const Listener listeners[] = {
+      {"server.host", c.server.host, true, c.tls.enabled()},
+      {"http.host", c.http.EffectiveHost(), c.http.enabled, c.tls.enabled()},
+      {"metrics.host", c.MetricsHost(), c.metrics.enabled && c.auth.metrics, c.tls.enabled() && c.tls.metrics}};
+  for (const Listener& listener : listeners) {
+    if (!listener.on || listener.tls || IsLoopbackHost(listener.host)) continue;
+    return Invalid("auth", absl::StrCat("bearer tokens would cross the network in clear text to ", listener.key, " (",
+                                        listener.host, "): set tls.cert_file and tls.key_file, or listen on loopback"));
+  }
+  return absl::OkStatus();
 }
 
 const std::vector<FlagSpec>& ConfigOverrideFlags() {
@@ -167,6 +200,11 @@ std::string FormatServerConfig(const ServerConfig& c) {
   key("port") << c.server.port;
   key("max_concurrent_streams") << c.server.max_concurrent_streams;
   key("shutdown_grace_seconds") << FormatNumber(c.server.shutdown_grace_seconds);
+  key("max_message_bytes") << c.server.max_message_bytes;
+  key("keepalive_time_seconds") << FormatNumber(c.server.keepalive_time_seconds);
+  key("keepalive_timeout_seconds") << FormatNumber(c.server.keepalive_timeout_seconds);
+  key("max_connection_age_seconds") << FormatNumber(c.server.max_connection_age_seconds);
+  key("reflection") << c.server.reflection;
   out << YAML::EndMap;
   section("metrics");
   key("enabled") << c.metrics.enabled;
@@ -177,6 +215,21 @@ std::string FormatServerConfig(const ServerConfig& c) {
   key("enabled") << c.http.enabled;
   if (!c.http.host.empty()) key("host") << c.http.host;  // left out: --host or loopback
   key("port") << c.http.port;
+  out << YAML::EndMap;
+  // Unset paths are left out: plaintext, no tokens.
+  const auto path = [&key](std::string_view name, const std::string& value) {
+    if (!value.empty()) key(name) << value;
+  };
+  section("tls");
+  path("cert_file", c.tls.cert_file);
+  path("key_file", c.tls.key_file);
+  path("client_ca_file", c.tls.client_ca_file);
+  key("metrics") << c.tls.metrics;
+  out << YAML::EndMap;
+  section("auth");
+  path("tokens_file", c.auth.tokens_file);
+  path("tokens_env", c.auth.tokens_env);
+  key("metrics") << c.auth.metrics;
   out << YAML::EndMap;
   section("batching");
   key("max_batch_size") << c.batching.max_batch_size;

@@ -10,11 +10,13 @@
 
 namespace grinqh {
 
-MetricsHttpServer::MetricsHttpServer() : http_(std::make_unique<httplib::Server>()) {}
+MetricsHttpServer::MetricsHttpServer(std::unique_ptr<httplib::Server> http) : http_(std::move(http)) {}
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const prometheus::Collectable& collectable, const std::string& host, int port) {
-  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
+    const prometheus::Collectable& collectable, const std::string& host, int port, const HttpSecurity& security) {
+  absl::StatusOr<std::unique_ptr<httplib::Server>> http_server = NewHttpServer(security);
+  if (!http_server.ok()) return http_server.status();
+  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(std::move(*http_server)));
   httplib::Server& http = *server->http_;
   // Scrapes are rare and small: two workers, and one request per connection, so that Stop
   // never waits out an idle keep-alive connection.
@@ -26,6 +28,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  RequireBearerToken(
+      http, security, [](const std::string&) { return false; },
+      [](httplib::Response& response) { response.set_content("a bearer token is required\n", "text/plain"); });
   http.Get("/metrics", [&collectable](const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics::ExposeText({&collectable}), "text/plain; version=0.0.4; charset=utf-8");
   });

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "prometheus/collectable.h"
+#include "server/http_security.h"
 
 namespace httplib {
 class Server;
@@ -21,9 +22,11 @@ namespace grinqh {
 class MetricsHttpServer {
  public:
   // Binds host:port (port 0 picks a free one) and starts serving what `collectable` collects;
-  // it must outlive the server. UNAVAILABLE naming host:port when it cannot bind.
+  // it must outlive the server. Over TLS and asking for a bearer token as `security` says.
+  // UNAVAILABLE naming host:port when it cannot bind.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const prometheus::Collectable& collectable,
-                                                                  const std::string& host, int port);
+                                                                  const std::string& host, int port,
+                                                                  const HttpSecurity& security = {});
   ~MetricsHttpServer();  // Stop()
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
@@ -35,7 +38,7 @@ class MetricsHttpServer {
   void Stop();
 
  private:
-  MetricsHttpServer();
+  explicit MetricsHttpServer(std::unique_ptr<httplib::Server> http);
 
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;

@@ -50,11 +50,13 @@ std::string ErrorText(int status) {
 
 }  // namespace
 
-OpenAiHttpServer::OpenAiHttpServer() : http_(std::make_unique<httplib::Server>()) {}
+OpenAiHttpServer::OpenAiHttpServer(std::unique_ptr<httplib::Server> http) : http_(std::move(http)) {}
 
 absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const std::string& host, int port,
-                                                                          int threads) {
-  std::unique_ptr<OpenAiHttpServer> server(new OpenAiHttpServer());
+                                                                          int threads, const HttpSecurity& security) {
+  absl::StatusOr<std::unique_ptr<httplib::Server>> http_server = NewHttpServer(security);
+  if (!http_server.ok()) return http_server.status();
+  std::unique_ptr<OpenAiHttpServer> server(new OpenAiHttpServer(std::move(*http_server)));
   httplib::Server& http = *server->http_;
   // A streaming completion holds its handler thread until it ends.
   http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -68,6 +70,15 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const 
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   server->AddRoutes();
+  // Probes carry no token: liveness and readiness stay open.
+  RequireBearerToken(
+      http, security, [](const std::string& path) { return path == "/health" || path == "/ready"; },
+      [](httplib::Response& response) {
+        // As OpenAI answers a wrong API key.
+        OpenAiError error = HttpError(401, "a valid bearer token is required (Authorization: Bearer <token>)");
+        error.code = "invalid_api_key";
+        RespondWithError(error, response);
+      });
 
   server->port_ = port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
   if (server->port_ < 0) {

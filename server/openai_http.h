@@ -17,6 +17,7 @@
 #include "engine/serving/model.h"
 #include "engine/serving/scheduler.h"
 #include "server/config.h"
+#include "server/http_security.h"
 #include "server/serving_metrics.h"
 
 namespace httplib {
@@ -40,9 +41,11 @@ struct OpenAiServing {
 class OpenAiHttpServer {
  public:
   // Binds host:port (0 picks a free one) with `threads` handler threads, and answers /health
-  // at once and /ready and the API with 503 until Serve. UNAVAILABLE naming host:port when it
-  // cannot bind.
-  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& host, int port, int threads);
+  // at once and /ready and the API with 503 until Serve. Over TLS, and asking every route but
+  // /health and /ready for a bearer token (401 in OpenAI's error shape), as `security` says.
+  // UNAVAILABLE naming host:port when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& host, int port, int threads,
+                                                                 const HttpSecurity& security = {});
   ~OpenAiHttpServer();  // Stop()
   OpenAiHttpServer(const OpenAiHttpServer&) = delete;
   OpenAiHttpServer& operator=(const OpenAiHttpServer&) = delete;
@@ -57,7 +60,7 @@ class OpenAiHttpServer {
   void Stop();
 
  private:
-  OpenAiHttpServer();
+  explicit OpenAiHttpServer(std::unique_ptr<httplib::Server> http);
   void AddRoutes();
 
   std::unique_ptr<httplib::Server> http_;

@@ -1,9 +1,9 @@
 // `grinqh serve`: the gRPC server and the OpenAI-compatible HTTP API. Starts the HTTP API
 // (answering "loading" until the model is in), loads the model, starts the scheduler, the
-// autoscaler, the metrics endpoint and the gRPC listener (with health and reflection), then
+// autoscaler, the metrics endpoint and the gRPC listener (with health and reflection; TLS and
+// bearer tokens on every listener as `tls:` and `auth:` say), then
 // waits for SIGTERM or SIGINT and drains: health turns NOT_SERVING and /ready 503, new
 // requests are refused, running streams get the grace period to finish, and the process exits 0.
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
@@ -19,9 +19,11 @@
 #include "engine/serving/model.h"
 #include "engine/serving/scheduler.h"
 #include "engine/base/status_macros.h"
+#include "server/bearer_tokens.h"
 #include "server/commands.h"
 #include "server/config.h"
 #include "server/generate_request.h"
+#include "server/grpc_listener.h"
 #include "server/inference_service.h"
 #include "server/log.h"
 #include "server/scheduler_log.h"
@@ -103,9 +105,31 @@ absl::Status AboutKey(const char* key, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(key, ": ", status.message()));
 }
 
-// What `serve` would refuse before listening: the backend (compiled in, with a device) and
-// the model (it exists and loads, on that backend).
+// The HTTP listeners' TLS files and tokens; /metrics may be left plaintext or open by `tls:`
+// and `auth:`.
+HttpSecurity ApiHttpSecurity(const ServerConfig& config, std::shared_ptr<const BearerTokens> tokens) {
+  return {config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file, std::move(tokens)};
+}
+HttpSecurity MetricsHttpSecurity(const ServerConfig& config, std::shared_ptr<const BearerTokens> tokens) {
+  HttpSecurity security = ApiHttpSecurity(config, config.auth.metrics ? std::move(tokens) : nullptr);
+  if (!config.tls.metrics) security.cert_file = security.key_file = security.client_ca_file = "";
+  return security;
+}
+
+// The tokens `auth:` names; null when it names none.
+absl::StatusOr<std::shared_ptr<const BearerTokens>> LoadTokens(const ServerConfig& config) {
+  if (!config.auth.enabled()) return nullptr;
+  GRINQH_RETURN_IF_ERROR(CheckTokensStayPrivate(config));
+  GRINQH_ASSIGN_OR_RETURN(BearerTokens tokens, BearerTokens::Load(config.auth));
+  return std::make_shared<const BearerTokens>(std::move(tokens));
+}
+
+// What `serve` would refuse before listening: the tokens and certificates, the backend
+// (compiled in, with a device) and the model (it exists and loads, on that backend).
 absl::Status CheckServable(const ServerConfig& config) {
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<const BearerTokens> tokens, LoadTokens(config));
+  GRINQH_RETURN_IF_ERROR(GrpcServerCredentials(config, tokens).status());
+  GRINQH_RETURN_IF_ERROR(CheckHttpSecurity(ApiHttpSecurity(config, tokens)));
   GRINQH_RETURN_IF_ERROR(AboutKey("backend", CheckBackend(std::string(BackendName(config.backend)))));
   return AboutKey("model.path", Model::Load(config.model.path, ToModelOptions(config)).status());
 }
@@ -119,6 +143,9 @@ absl::Status RunServe(const Flags& flags) {
     return absl::OkStatus();
   }
   SetLogOptions(config.log_level, config.log_format);  // before any thread logs
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<const BearerTokens> tokens, LoadTokens(config));
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
+                          GrpcServerCredentials(config, tokens));
   GRINQH_RETURN_IF_ERROR(CheckBackend(std::string(BackendName(config.backend))));  // before a long load
 
   // Signals are taken by sigwait below; block them before any thread starts so none of
@@ -134,8 +161,8 @@ absl::Status RunServe(const Flags& flags) {
     // A handler thread for every request the scheduler may hold (running or queued), and a
     // few for probes and for refusing the rest.
     const int threads = config.batching.max_batch_size + config.batching.max_queue + 4;
-    GRINQH_ASSIGN_OR_RETURN(http_server,
-                            OpenAiHttpServer::Start(config.http.EffectiveHost(), config.http.port, threads));
+    GRINQH_ASSIGN_OR_RETURN(http_server, OpenAiHttpServer::Start(config.http.EffectiveHost(), config.http.port,
+                                                                 threads, ApiHttpSecurity(config, tokens)));
   }
 
   GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, ToModelOptions(config)));
@@ -155,8 +182,8 @@ absl::Status RunServe(const Flags& flags) {
   });
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (config.metrics.enabled) {
-    GRINQH_ASSIGN_OR_RETURN(metrics_server,
-                            MetricsHttpServer::Start(metrics, config.MetricsHost(), config.metrics.port));
+    GRINQH_ASSIGN_OR_RETURN(metrics_server, MetricsHttpServer::Start(metrics, config.MetricsHost(), config.metrics.port,
+                                                                     MetricsHttpSecurity(config, tokens)));
   }
 
   InferenceService service(*model, scheduler, config, metrics, [&autoscaler] { return autoscaler.bits(); },
@@ -167,12 +194,11 @@ absl::Status RunServe(const Flags& flags) {
   const std::unique_ptr<OpenAiHttpServer, void (*)(OpenAiHttpServer*)> stop_http(
       http_server.get(), [](OpenAiHttpServer* s) { s->Stop(); });
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string address = absl::StrCat(config.server.host, ":", config.server.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.server.max_concurrent_streams);
+  builder.AddListeningPort(address, grpc_credentials, &port);
+  ApplyServerSection(config.server, builder);
   grpc::ResourceQuota quota("grinqh");
   quota.SetMaxThreads(config.server.max_concurrent_streams + 16);  // a handler thread per call
   builder.SetResourceQuota(quota);
@@ -190,9 +216,11 @@ absl::Status RunServe(const Flags& flags) {
                         model->backend().kv_capacity_tokens(), " tokens) on ", config.server.host, ":", port,
                         metrics_server ? absl::StrCat(", metrics on ", config.MetricsHost(), ":", metrics_server->port(), "/metrics")
                                        : std::string(),
-                        http_server ? absl::StrCat(", OpenAI-compatible HTTP API on http://", config.http.EffectiveHost(),
-                                                   ":", http_server->port(), "/v1")
-                                    : std::string()));
+                        http_server ? absl::StrCat(", OpenAI-compatible HTTP API on ", config.tls.enabled() ? "https" : "http",
+                                                   "://", config.http.EffectiveHost(), ":", http_server->port(), "/v1")
+                                    : std::string(),
+                        config.tls.enabled() ? (config.tls.client_ca_file.empty() ? "; TLS" : "; mutual TLS") : "",
+                        tokens ? "; bearer tokens required" : ""));
   if (http_server) http_server->Serve(openai);
 
   int signal_number = 0;

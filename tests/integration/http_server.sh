@@ -8,7 +8,7 @@ start_server() {
   server_pid=$!
   trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$server_log"' EXIT
   for _ in $(seq 600); do
-    HTTP_PORT=$(sed -n 's|.*OpenAI-compatible HTTP API on http://127\.0\.0\.1:\([0-9]*\)/v1.*|\1|p' "$server_log")
+    HTTP_PORT=$(sed -n 's|.*OpenAI-compatible HTTP API on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)/v1.*|\1|p' "$server_log")
     [ -n "$HTTP_PORT" ] && return 0
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1

@@ -3,10 +3,15 @@
 # with no lint problem at all, and a real Prometheus server scrapes the endpoint (target up)
 # and answers a query from the samples.
 #
-# Usage: prometheus_scrape_test.sh [--timeout S] [--query PROMQL] [--expect VALUE] -- CMD [ARG...]
+# Usage: prometheus_scrape_test.sh [--timeout S] [--query PROMQL] [--expect VALUE] [--secure] -- CMD [ARG...]
 #   CMD ARG...      starts the endpoint on 127.0.0.1; every `{port}` in the arguments is
 #                   replaced by a free port the script picks, and /metrics is scraped there.
 #                   On SIGTERM the command must exit 0 (within the timeout).
+#   --secure        scrape over HTTPS with a bearer token, as Prometheus' `tls_config` and
+#                   `authorization` do: a test CA, a server certificate (make_test_certs.sh) and
+#                   a token are made in a folder that `{secrets}` in the arguments names, with
+#                   {secrets}/grinqh.yaml, a `grinqh serve` config with its `tls:` and `auth:`;
+#                   a scrape without the token must get 401.
 #   --timeout S     seconds to wait for each stage (endpoint up, target up, query); default 30
 #   --query PROMQL  instant query that must return at least one sample; default grinqh_requests_total
 #   --expect VALUE  and the query's sample values must sum to VALUE
@@ -17,12 +22,13 @@
 # prometheus is not installed.
 set -uo pipefail
 
-timeout=30 query=grinqh_requests_total expect=""
+timeout=30 query=grinqh_requests_total expect="" secure=""
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do
   case $1 in
     --timeout) timeout=$2; shift 2 ;;
     --query) query=$2; shift 2 ;;
     --expect) expect=$2; shift 2 ;;
+    --secure) secure=1; shift ;;
     *) echo "unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -71,19 +77,36 @@ wait_for() {
 
 # 1. The endpoint.
 port=$(free_port)
+secrets="$tmp/secrets" scheme=http curl_secure=()
+if [ -n "$secure" ]; then
+  "$(dirname "$0")/make_test_certs.sh" "$secrets" || fail "cannot make the test certificates"
+  echo "scrape-token-$RANDOM$RANDOM" >"$secrets/token"
+  printf 'tls:\n  cert_file: %s\n  key_file: %s\nauth:\n  tokens_file: %s\n' \
+    "$secrets/server.crt" "$secrets/server.key" "$secrets/token" >"$secrets/grinqh.yaml"
+  scheme=https
+  curl_secure=(--cacert "$secrets/ca.crt" -H "Authorization: Bearer $(cat "$secrets/token")")
+fi
 endpoint_cmd=()
-for arg in "$@"; do endpoint_cmd+=("${arg//\{port\}/$port}"); done
+for arg in "$@"; do
+  arg=${arg//\{port\}/$port}
+  endpoint_cmd+=("${arg//\{secrets\}/$secrets}")
+done
 "${endpoint_cmd[@]}" >"$tmp/endpoint.log" 2>&1 &
 endpoint_pid=$!
-url="http://127.0.0.1:$port/metrics"
+url="$scheme://127.0.0.1:$port/metrics"
 scrape() {
   kill -0 "$endpoint_pid" 2>/dev/null || fail "the endpoint command exited: ${endpoint_cmd[*]}"
-  curl -fsS --max-time 5 -D "$tmp/headers" -o "$tmp/metrics.txt" "$url" 2>/dev/null
+  curl -fsS --max-time 5 "${curl_secure[@]}" -D "$tmp/headers" -o "$tmp/metrics.txt" "$url" 2>/dev/null
 }
 wait_for "$timeout" scrape || fail "no answer from $url within ${timeout}s"
 grep -qi '^content-type: text/plain; version=0.0.4' "$tmp/headers" ||
   fail "$url: Content-Type is not text/plain; version=0.0.4: $(grep -i '^content-type' "$tmp/headers")"
 echo "scraped $url: $(grep -vc '^#' "$tmp/metrics.txt") samples"
+if [ -n "$secure" ]; then
+  tokenless=$(curl -sS --max-time 5 --cacert "$secrets/ca.crt" -o /dev/null -w '%{http_code}' "$url")
+  [ "$tokenless" = 401 ] || fail "$url without a token: HTTP $tokenless, not 401"
+  echo "without the token: 401"
+fi
 
 # 2. promtool: any output is a problem (lint warnings included), not just a non-zero status.
 promtool check metrics <"$tmp/metrics.txt" >"$tmp/promtool.out" 2>&1
@@ -105,6 +128,13 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$port']
 EOF
+if [ -n "$secure" ]; then
+  cat >>"$tmp/prometheus.yml" <<EOF
+    scheme: https
+    tls_config: {ca_file: '$secrets/ca.crt'}
+    authorization: {credentials_file: '$secrets/token'}
+EOF
+fi
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/data" \
   --web.listen-address="127.0.0.1:$prometheus_port" >"$tmp/prometheus.log" 2>&1 &
 prometheus_pid=$!

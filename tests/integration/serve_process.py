@@ -8,16 +8,16 @@ import threading
 import time
 import urllib.request
 
-# "... on 127.0.0.1:PORT, metrics on HOST:PORT/metrics, OpenAI-compatible HTTP API on http://HOST:PORT/v1"
-LISTENING = re.compile(r"on 127\.0\.0\.1:(\d+), metrics on [0-9.]+:(\d+)/metrics"
-                       r", OpenAI-compatible HTTP API on http://[0-9.]+:(\d+)/v1")
+# "... on HOST:PORT, metrics on HOST:PORT/metrics, OpenAI-compatible HTTP API on http(s)://HOST:PORT/v1"
+LISTENING = re.compile(r"on [0-9.]+:(\d+), metrics on [0-9.]+:(\d+)/metrics"
+                       r", OpenAI-compatible HTTP API on https?://[0-9.]+:(\d+)/v1")
 
 
 class ServeProcess:
-    def __init__(self, grinqh, model, *args):
+    def __init__(self, grinqh, model, *args, host="127.0.0.1", env=None):
         self.process = subprocess.Popen(
-            [grinqh, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
-             "--http-port", "0", *args], stderr=subprocess.PIPE, text=True)
+            [grinqh, "serve", "--model", model, "--host", host, "--port", "0", "--metrics-port", "0",
+             "--http-port", "0", *args], stderr=subprocess.PIPE, text=True, env=env)
         self.log = []
         listening = threading.Event()
 

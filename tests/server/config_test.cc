@@ -69,17 +69,23 @@ TEST(ShippedConfig, ParsesToTheCodeDefaults) {
 // config/grinqh.yaml (the tests below then check all four agree).
 ServerConfig EveryFieldChanged() {
   ServerConfig c;
-  auto& [model, backend, server, metrics, http, batching, kv_cache, limits, tiers, default_tier, autoscaler,
+  auto& [model, backend, server, metrics, http, tls, auth, batching, kv_cache, limits, tiers, default_tier, autoscaler,
          log_level, log_format] = c;
   auto& [path, threads] = model;
   path = "/models/other dir";
   threads = 3;
   backend = BackendKind::kCuda;
-  auto& [host, port, streams, grace] = server;
+  auto& [host, port, streams, grace, message_bytes, keepalive_time, keepalive_timeout, connection_age, reflection] =
+      server;
   host = "::";
   port = 7000;
   streams = 9;
   grace = 2.5;
+  message_bytes = 4096;
+  keepalive_time = 30;
+  keepalive_timeout = 5;
+  connection_age = 600;
+  reflection = false;
   auto& [metrics_enabled, metrics_host, metrics_port] = metrics;
   metrics_enabled = false;
   metrics_host = "127.0.0.1";
@@ -88,6 +94,15 @@ ServerConfig EveryFieldChanged() {
   http_enabled = false;
   http_host = "0.0.0.0";
   http_port = 7002;
+  auto& [cert_file, key_file, client_ca_file, tls_metrics] = tls;
+  cert_file = "/tls/server.crt";
+  key_file = "/tls/server.key";
+  client_ca_file = "/tls/ca.crt";
+  tls_metrics = false;
+  auto& [tokens_file, tokens_env, auth_metrics] = auth;
+  tokens_file = "/secrets/tokens";
+  tokens_env = "GRINQH_TOKENS";
+  auth_metrics = false;
   auto& [max_batch_size, max_queue, prefill_chunk, max_step_tokens] = batching;
   max_batch_size = 4;
   max_queue = 5;
@@ -179,6 +194,46 @@ TEST(ParseServerConfig, RefusesOutOfRangeValues) {
   ExpectRefused("autoscaler:\n  smoothing: .nan\n", {"autoscaler.smoothing: must be in (0, 1]"});
   ExpectRefused("autoscaler:\n  levels:\n    - {load: -1, bits: full}\n", {"autoscaler.levels[0].load: must be >= 0"});
   ExpectRefused("autoscaler:\n  levels:\n    - {bits: full}\n", {"autoscaler.levels[0]: missing key 'load'"});
+  ExpectRefused("server:\n  max_message_bytes: 100\n", {"server.max_message_bytes: must be >= 1024, got 100"});
+  ExpectRefused("server:\n  keepalive_time_seconds: 0\n", {"server.keepalive_time_seconds: must be in (0, 604800], got 0"});
+  ExpectRefused("server:\n  max_connection_age_seconds: -1\n", {"server.max_connection_age_seconds: must be in [0"});
+}
+
+TEST(ParseServerConfig, TlsNeedsACertificateAndItsKey) {
+  ExpectRefused("tls:\n  cert_file: a.crt\n", {"tls.key_file: tls.cert_file and tls.key_file are set together"});
+  ExpectRefused("tls:\n  key_file: a.key\n", {"tls.cert_file: tls.cert_file and tls.key_file are set together"});
+  ExpectRefused("tls:\n  client_ca_file: ca.crt\n", {"tls.client_ca_file: client certificates need TLS"});
+  ExpectRefused("tls:\n  cert_file: ''\n", {"tls.cert_file"});
+  absl::StatusOr<ServerConfig> tls = ParseServerConfig("tls:\n  cert_file: a.crt\n  key_file: a.key\n");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_TRUE(tls->tls.enabled());
+  EXPECT_FALSE(ServerConfig{}.tls.enabled());  // plaintext by default
+  EXPECT_FALSE(ServerConfig{}.auth.enabled());  // and no token asked
+}
+
+TEST(CheckTokensStayPrivate, TokensNeedTlsOrLoopback) {
+  ServerConfig config;
+  config.server.host = "0.0.0.0";
+  EXPECT_TRUE(CheckTokensStayPrivate(config).ok());  // no tokens: nothing to protect
+  config.auth.tokens_env = "TOKENS";
+  EXPECT_THAT(std::string(CheckTokensStayPrivate(config).message()),
+              HasSubstr("auth: bearer tokens would cross the network in clear text to server.host (0.0.0.0)"));
+  config.server.host = "127.0.0.1";
+  EXPECT_TRUE(CheckTokensStayPrivate(config).ok());  // the HTTP API is on loopback by default too
+  config.metrics.host = "10.1.2.3";
+  EXPECT_THAT(std::string(CheckTokensStayPrivate(config).message()), HasSubstr("metrics.host (10.1.2.3)"));
+  config.auth.metrics = false;  // /metrics asks for no token: nothing to leak
+  EXPECT_TRUE(CheckTokensStayPrivate(config).ok());
+  config.http.host = "::";
+  EXPECT_THAT(std::string(CheckTokensStayPrivate(config).message()), HasSubstr("http.host (::)"));
+  config.tls.cert_file = "a.crt";
+  config.tls.key_file = "a.key";
+  EXPECT_TRUE(CheckTokensStayPrivate(config).ok());
+  config.auth.metrics = true;
+  config.tls.metrics = false;  // tokens to a plaintext /metrics off loopback
+  EXPECT_THAT(std::string(CheckTokensStayPrivate(config).message()), HasSubstr("metrics.host"));
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.2") && IsLoopbackHost("::1") && IsLoopbackHost("localhost"));
+  EXPECT_FALSE(IsLoopbackHost("0.0.0.0") || IsLoopbackHost("10.0.0.1") || IsLoopbackHost("127.evil.example"));
 }
 
 TEST(ParseServerConfig, RefusesPortsOutOfRangeAndClashing) {

@@ -53,11 +53,23 @@ def _messages(messages):
 
 
 class Client:
-    """A channel to one server. `timeout` (seconds) is each call's default deadline."""
+    """A channel to one server. `timeout` (seconds) is each call's default deadline.
 
-    def __init__(self, address="localhost:50051", timeout: Optional[float] = None):
-        self._channel = grpc.insecure_channel(address)
+    For a server with `tls:` set, pass `tls=True` (the system's CAs) or `root_certificates`
+    (PEM bytes of the CA that signed the server's certificate), and for mutual TLS the client's
+    `certificate_chain` and `private_key` (PEM bytes). For one with `auth:` set, pass `token`:
+    every call then carries `authorization: Bearer <token>`."""
+
+    def __init__(self, address="localhost:50051", timeout: Optional[float] = None, *, tls: bool = False,
+                 root_certificates: Optional[bytes] = None, certificate_chain: Optional[bytes] = None,
+                 private_key: Optional[bytes] = None, token: Optional[str] = None):
+        if tls or root_certificates or certificate_chain:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            self._channel = grpc.secure_channel(address, credentials)
+        else:
+            self._channel = grpc.insecure_channel(address)
         self._stub = pb_grpc.InferenceServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
     def generate(self, prompt: Optional[str] = None, *, messages=None, timeout: Optional[float] = None,
@@ -69,7 +81,8 @@ class Client:
             options["messages"] = _messages(messages)
         if prompt is not None:
             options["prompt"] = prompt
-        call = self._stub.Generate(pb.GenerateRequest(**options), timeout=timeout or self.timeout)
+        call = self._stub.Generate(pb.GenerateRequest(**options), timeout=timeout or self.timeout,
+                                   metadata=self._metadata)
         try:
             for response in call:
                 finished = response.HasField("usage")
@@ -96,11 +109,12 @@ class Client:
         request = pb.TokenizeRequest(text=text, add_special_tokens=add_special_tokens)
         if model:
             request.model = model
-        return list(self._stub.Tokenize(request, timeout=timeout or self.timeout).ids)
+        return list(self._stub.Tokenize(request, timeout=timeout or self.timeout, metadata=self._metadata).ids)
 
     def models(self, timeout: Optional[float] = None):
         """The served models (grinqh.v1.ModelInfo: name, architecture, tiers, ...)."""
-        return list(self._stub.ListModels(pb.ListModelsRequest(), timeout=timeout or self.timeout).models)
+        return list(self._stub.ListModels(pb.ListModelsRequest(), timeout=timeout or self.timeout,
+                                          metadata=self._metadata).models)
 
     def close(self):
         self._channel.close()
