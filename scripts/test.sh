@@ -20,6 +20,7 @@ case "${1:-}" in
                          metrics_exposition_server grinqh_proto_python test_protos_python" \
       "$root/scripts/build.sh" "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRINQH_SANITIZE=thread
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp"
+    export GRINQH_TEST_TIME_SCALE=10  # timing-bound tests wait this much longer
     ctest_args=(-L 'concurrency|integration')
     ;;
   *)
