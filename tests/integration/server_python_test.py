@@ -214,7 +214,7 @@ class DrainTest(unittest.TestCase):
         server = Server("--config", config.name)
         try:
             health = health_pb2_grpc.HealthStub(server.channel)
-            stream = server.client.generate("def main():", max_tokens=2000)
+            stream = server.client.generate("def main():", max_tokens=2000, timeout=120 * scale)
             first = next(stream)
             server.process.send_signal(signal.SIGTERM)
             deadline = time.time() + 10
