@@ -30,6 +30,8 @@ packages=(
   # the OpenAI-compatible HTTP API's tests: Python httpx and curl as clients (the official
   # OpenAI SDK's test installs the `openai` npm package itself, and skips without Node.js)
   python3-httpx curl
+  # scripts/fuzz.sh: libFuzzer targets need clang and its sanitizer runtimes (libFuzzer itself)
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

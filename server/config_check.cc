@@ -186,7 +186,7 @@ std::string FormatServerConfig(const ServerConfig& c) {
   const auto key = [&out](std::string_view name) -> YAML::Emitter& {
     return out << YAML::Key << std::string(name) << YAML::Value;
   };
-  const auto section = [&out, &key](std::string_view name) -> YAML::Emitter& {
+  const auto section = [&key](std::string_view name) -> YAML::Emitter& {
     return key(name) << YAML::BeginMap;
   };
   out << YAML::BeginMap;

@@ -554,6 +554,21 @@ void IndexAddedTokens(TokenizerParts& parts) {
   }
 }
 
+// The post-processor's ids go into every encoding made with special tokens, so each must
+// name a token (added or in the model's vocabulary): an id past the table would reach the
+// model's embedding lookup.
+absl::Status CheckTemplateIds(const TokenizerParts& parts) {
+  for (const std::vector<int32_t>* ids : {&parts.prefix_ids, &parts.suffix_ids}) {
+    for (const int32_t id : *ids) {
+      const bool added = static_cast<size_t>(id) < parts.added_index.size() && parts.added_index[id] >= 0;
+      if (!added && !parts.bpe.tokens.Has(id)) {
+        return Invalid(absl::StrCat("post_processor special token id ", id, " is not in the vocabulary"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 const json& FieldOrNull(const json& root, const char* key) {
   static const json kNull;
   auto it = root.find(key);
@@ -579,6 +594,7 @@ absl::StatusOr<TokenizerParts> BuildParts(const TokenizerJsonReader& reader) {
   GRINQH_RETURN_IF_ERROR(LoadPostProcessor(FieldOrNull(root, "post_processor"), parts));
   GRINQH_RETURN_IF_ERROR(CheckDecoder(FieldOrNull(root, "decoder")));
   IndexAddedTokens(parts);
+  GRINQH_RETURN_IF_ERROR(CheckTemplateIds(parts));
   return parts;
 }
 

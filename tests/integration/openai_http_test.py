@@ -232,7 +232,9 @@ class OpenAiHttpTest(unittest.TestCase):
 class HttpDrainTest(unittest.TestCase):
     def test_sigterm_turns_ready_off_and_lets_streams_finish(self):
         config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        config.write("server: {shutdown_grace_seconds: 60}\n")
+        # As server_python_test's drain test: sanitizer builds decode slower (test.sh --tsan).
+        scale = float(os.environ.get("GRINQH_TEST_TIME_SCALE", "1"))
+        config.write(f"server: {{shutdown_grace_seconds: {60 * scale:g}}}\n")
         config.close()
         server = HttpServer("--config", config.name)
         try:
@@ -258,7 +260,7 @@ class HttpDrainTest(unittest.TestCase):
             self.assertEqual(last_chunk["choices"][0]["finish_reason"], "length")
             self.assertEqual(usage_chunk["usage"]["completion_tokens"], 2000)
             self.assertTrue(first.startswith("data: "))
-            self.assertEqual(server.process.wait(30), 0, "".join(server.log))
+            self.assertEqual(server.process.wait(30 * scale), 0, "".join(server.log))
         finally:
             server.close()
             os.unlink(config.name)

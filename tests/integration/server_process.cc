@@ -53,7 +53,8 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args) {
   fcntl(stderr_fd_, F_SETFL, O_NONBLOCK);
 
   // "... on 127.0.0.1:PORT, metrics on HOST:PORT/metrics"
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const double timeout_s = 60 * TestTimeScale();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     ReadAvailable(0.1);
     if (const auto grpc = NumberAfter(log_, " on 127.0.0.1:", 0)) {
@@ -74,7 +75,7 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args) {
       return;
     }
   }
-  ADD_FAILURE() << "grinqh serve did not start listening within 60 s:\n" << log_;
+  ADD_FAILURE() << "grinqh serve did not start listening within " << timeout_s << " s:\n" << log_;
 }
 
 ServerProcess::~ServerProcess() {

@@ -7,10 +7,18 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace grinqh::testing {
+
+// How much longer timing-bound waits may take: sanitizer builds run several times slower
+// (scripts/test.sh --tsan sets GRINQH_TEST_TIME_SCALE).
+inline double TestTimeScale() {
+  const char* scale = std::getenv("GRINQH_TEST_TIME_SCALE");
+  return scale != nullptr && std::atof(scale) > 0 ? std::atof(scale) : 1.0;
+}
 
 class ServerProcess {
  public:

@@ -206,12 +206,15 @@ class ServerTest(unittest.TestCase):
 class DrainTest(unittest.TestCase):
     def test_sigterm_turns_health_not_serving_and_drains(self):
         config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        config.write("server: {shutdown_grace_seconds: 60}\n")
+        # The grace must outlast 2000 tokens of decoding; sanitizer builds (test.sh --tsan)
+        # decode several times slower and say so in GRINQH_TEST_TIME_SCALE.
+        scale = float(os.environ.get("GRINQH_TEST_TIME_SCALE", "1"))
+        config.write(f"server: {{shutdown_grace_seconds: {60 * scale:g}}}\n")
         config.close()
         server = Server("--config", config.name)
         try:
             health = health_pb2_grpc.HealthStub(server.channel)
-            stream = server.client.generate("def main():", max_tokens=2000)
+            stream = server.client.generate("def main():", max_tokens=2000, timeout=120 * scale)
             first = next(stream)
             server.process.send_signal(signal.SIGTERM)
             deadline = time.time() + 10
@@ -226,7 +229,7 @@ class DrainTest(unittest.TestCase):
             tokens = len(first.token_ids) + sum(len(r.token_ids) for r in rest)
             self.assertEqual(rest[-1].finish_reason, "length")
             self.assertEqual(tokens, 2000)
-            self.assertEqual(server.process.wait(30), 0, "".join(server.log))
+            self.assertEqual(server.process.wait(30 * scale), 0, "".join(server.log))
         finally:
             server.close()
             os.unlink(config.name)

@@ -394,7 +394,9 @@ limits: {default_max_tokens: 128, max_tokens: 1024}
 }
 
 TEST(ServerShutdownTest, SigtermLetsInFlightStreamsFinishThenExitsZero) {
-  const std::string config = WriteConfig("grace", "server: {shutdown_grace_seconds: 60}\n");
+  const double scale = ::grinqh::testing::TestTimeScale();
+  const std::string config =
+      WriteConfig("grace", "server: {shutdown_grace_seconds: " + std::to_string(60 * scale) + "}\n");
   ServerProcess server({"--config", config, "--model", BundledModel()});
   ASSERT_TRUE(server.ok());
   auto stub = Connect(server.address());
@@ -420,7 +422,7 @@ TEST(ServerShutdownTest, SigtermLetsInFlightStreamsFinishThenExitsZero) {
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_EQ(finish, v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(tokens, 3000);
-  EXPECT_EQ(server.WaitForExit(30), 0) << server.log();
+  EXPECT_EQ(server.WaitForExit(30 * scale), 0) << server.log();
 }
 
 TEST(ServerShutdownTest, StreamsStillRunningWhenTheGraceEndsAreCancelled) {

@@ -280,6 +280,20 @@ TEST(TinyTokenizerTest, TemplateProcessingAddsSpecialTokens) {
   EXPECT_EQ(tokenizer->bos_id(), kBos);
 }
 
+// Found by tests/fuzz/tokenizer_json_fuzz: a template id naming no token was accepted, and
+// every encoding with special tokens then held an id past the vocabulary.
+TEST(TinyTokenizerTest, TemplateIdOutsideTheVocabularyIsRefused) {
+  json tokenizer_json = TinyTokenizerJson();
+  tokenizer_json["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({{{"SpecialToken", {{"id", "<|x|>"}, {"type_id", 0}}}},
+                              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+      {"special_tokens", {{"<|x|>", {{"id", "<|x|>"}, {"ids", {400}}, {"tokens", {"<|x|>"}}}}}}};
+  const auto tokenizer = Tokenizer::FromJson(tokenizer_json.dump());
+  EXPECT_TRUE(absl::IsInvalidArgument(tokenizer.status()));
+  EXPECT_THAT(std::string(tokenizer.status().message()), HasSubstr("special token id 400 is not in the vocabulary"));
+}
+
 TEST(TinyTokenizerTest, TemplateInsideASequenceAsInLlama31) {
   json tokenizer_json = TinyTokenizerJson();
   json template_processing = {
