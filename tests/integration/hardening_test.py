@@ -230,7 +230,7 @@ class Trickle:
 
     def __init__(self, port, request=b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: 1\r\n" * 200 + b"\r\n"):
         self.socket = socket.create_connection(("127.0.0.1", port))
-        self.sending = True
+        self.length, self.sent = len(request), 0
         self.stop = threading.Event()
 
         def trickle():
@@ -239,9 +239,9 @@ class Trickle:
                     if self.stop.wait(0.5):
                         break
                     self.socket.sendall(bytes([byte]))
-            except OSError:
+                    self.sent += 1
+            except OSError:  # the server closed the connection
                 pass
-            self.sending = False
 
         self.thread = threading.Thread(target=trickle, daemon=True)
         self.thread.start()
@@ -263,9 +263,10 @@ class SlowClientsAndSignalsTest(unittest.TestCase):
                                  200)
                 self.assertEqual(server.http.get("/health", timeout=5).status_code, 200)
             server.process.send_signal(signal.SIGTERM)
+            # The exit does not wait for the slow requests, which would take minutes to arrive.
             self.assertEqual(server.process.wait(timeout=30), 0, "".join(server.log))
-            self.assertTrue(all(s.sending or not s.thread.is_alive() for s in slow))
-            self.assertTrue(any(s.sending for s in slow), "the slow clients finished before the exit")
+            for s in slow:
+                self.assertLess(s.sent, s.length)
         finally:
             for s in slow:
                 s.close()
@@ -301,18 +302,20 @@ class HealthUnderLoadTest(unittest.TestCase):
         streams, max_tokens = 350, 150
         config = config_file("batching:\n  max_queue: 400\n")
         server = Server("--config", config)
-        refused, finished = [], []
+        refused, calls = [], []
         channels = [grpc.insecure_channel(f"127.0.0.1:{server.port}",
                                           options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
         stubs = [pb_grpc.InferenceServiceStub(c) for c in channels]
 
         def stream(i):
+            call = stubs[i % len(stubs)].Generate(
+                pb.GenerateRequest(prompt="x", max_tokens=max_tokens, ignore_eos=True), timeout=600)
+            calls.append(call)
             try:
-                last = drain(stubs[i % len(stubs)].Generate(
-                    pb.GenerateRequest(prompt="x", max_tokens=max_tokens, ignore_eos=True), timeout=600))
-                finished.append(last.usage.completion_tokens)
+                drain(call)
             except grpc.RpcError as error:
-                refused.append((error.code(), error.details()))
+                if error.code() != grpc.StatusCode.CANCELLED:
+                    refused.append((error.code(), error.details()))
 
         threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(streams)]
         try:
@@ -327,10 +330,12 @@ class HealthUnderLoadTest(unittest.TestCase):
                                         timeout=2)
                 self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING)
                 time.sleep(0.2)
-            for t in threads:
-                t.join(600)
             self.assertEqual(refused, [])
-            self.assertEqual(finished, [max_tokens] * streams)
+            for call in calls:  # the rest of the load is not the test's business
+                call.cancel()
+            for t in threads:
+                t.join(60)
+            self.assertEqual(refused, [])
         finally:
             for c in channels:
                 c.close()
