@@ -208,7 +208,11 @@ absl::Status ReadBatching(MapReader& m, BatchingSection& batching) {
 
 absl::Status ReadLimits(MapReader& m, LimitsSection& limits) {
   GRINQH_RETURN_IF_ERROR(m.Int("default_max_tokens", 1, kNoLimit, limits.default_max_tokens));
-  return m.Int("max_tokens", 1, kNoLimit, limits.max_tokens);
+  GRINQH_RETURN_IF_ERROR(m.Int("max_tokens", 1, kNoLimit, limits.max_tokens));
+  GRINQH_RETURN_IF_ERROR(m.Int("max_prompt_bytes", 1, kNoLimit, limits.max_prompt_bytes));
+  GRINQH_RETURN_IF_ERROR(m.Int("max_messages", 1, kNoLimit, limits.max_messages));
+  GRINQH_RETURN_IF_ERROR(m.Int("max_stop_strings", 0, kNoLimit, limits.max_stop_strings));
+  return m.Int("max_stop_bytes", 1, kNoLimit, limits.max_stop_bytes);
 }
 
 absl::Status ReadAutoscaler(const ValueReader& values, MapReader& m, AutoscalerConfig& autoscaler) {

@@ -109,9 +109,14 @@ struct KvCacheSection {
   bool operator==(const KvCacheSection&) const = default;
 };
 
+// What one request may ask for, checked before any work is done for it (bytes before tokens).
 struct LimitsSection {
   int default_max_tokens = 128;  // when a request leaves max tokens unset
-  int max_tokens = 4096;         // the most a request may ask for
+  int max_tokens = 4096;         // the most a request may ask for (bounds the reply)
+  int max_prompt_bytes = 1 << 20;  // prompt text, all messages together, or Tokenize text
+  int max_messages = 1024;         // chat messages in one request
+  int max_stop_strings = 16;
+  int max_stop_bytes = 256;        // each stop string
   bool operator==(const LimitsSection&) const = default;
 };
 

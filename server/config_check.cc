@@ -243,6 +243,10 @@ std::string FormatServerConfig(const ServerConfig& c) {
   section("limits");
   key("default_max_tokens") << c.limits.default_max_tokens;
   key("max_tokens") << c.limits.max_tokens;
+  key("max_prompt_bytes") << c.limits.max_prompt_bytes;
+  key("max_messages") << c.limits.max_messages;
+  key("max_stop_strings") << c.limits.max_stop_strings;
+  key("max_stop_bytes") << c.limits.max_stop_bytes;
   out << YAML::EndMap;
   section("tiers");
   for (const Tier& tier : c.tiers) key(tier.name) << FormatBits(tier.bits, tier.autoscaled);

@@ -14,10 +14,6 @@
 namespace grinqh {
 namespace {
 
-// Longest text field accepted before tokenizing: bounds the work one request can cause.
-constexpr size_t kMaxTextBytes = 4 << 20;
-constexpr int kMaxStopStrings = 16;
-constexpr size_t kMaxStopBytes = 256;
 constexpr int kMaxLogitBias = 1024;  // OpenAI's limit is 300; vLLM sets none
 constexpr int kMaxStopTokenIds = 64;
 
@@ -26,8 +22,60 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
 }
 
 absl::Status CheckText(const std::string& field, const std::string& text) {
-  if (text.size() > kMaxTextBytes) return Invalid(field, absl::StrCat("longer than ", kMaxTextBytes, " bytes"));
   if (!IsValidUtf8(text)) return Invalid(field, "is not valid UTF-8");
+  return absl::OkStatus();
+}
+
+absl::Status OverLimit(const std::string& field, size_t amount, const char* unit, const char* limit, int value) {
+  return Invalid(field, absl::StrCat(amount, " ", unit, " is more than limits.", limit, " (", value, ")"));
+}
+
+// The sizes of everything a request asks the server to read, tokenize or produce, checked
+// before any of that work: bytes before tokens, counts before contents.
+absl::Status CheckSizes(const v1::GenerateRequest& proto, const Model& model, const LimitsSection& limits) {
+  switch (proto.input_case()) {
+    case v1::GenerateRequest::kPrompt:
+      GRINQH_RETURN_IF_ERROR(CheckPromptBytes("prompt", proto.prompt().size(), limits));
+      break;
+    case v1::GenerateRequest::kPromptIds: {
+      const size_t tokens = static_cast<size_t>(proto.prompt_ids().ids_size());
+      const int context = model.config().max_position_embeddings;
+      if (tokens >= static_cast<size_t>(context)) {
+        return Invalid("prompt_ids", absl::StrCat(tokens, " tokens leave no room in the context length ", context));
+      }
+      break;
+    }
+    case v1::GenerateRequest::kMessages: {
+      const auto& messages = proto.messages().messages();
+      if (messages.size() > limits.max_messages) {
+        return OverLimit("messages", static_cast<size_t>(messages.size()), "messages", "max_messages", limits.max_messages);
+      }
+      size_t bytes = 0;
+      for (const v1::ChatMessage& m : messages) bytes += m.role().size() + m.content().size();
+      GRINQH_RETURN_IF_ERROR(CheckPromptBytes("messages", bytes, limits));
+      break;
+    }
+    case v1::GenerateRequest::INPUT_NOT_SET:
+      break;
+  }
+  if (proto.max_tokens() > static_cast<uint32_t>(limits.max_tokens)) {
+    return OverLimit("max_tokens", proto.max_tokens(), "tokens", "max_tokens", limits.max_tokens);
+  }
+  if (proto.stop_size() > limits.max_stop_strings) {
+    return OverLimit("stop", static_cast<size_t>(proto.stop_size()), "strings", "max_stop_strings", limits.max_stop_strings);
+  }
+  for (int i = 0; i < proto.stop_size(); ++i) {
+    if (proto.stop(i).size() > static_cast<size_t>(limits.max_stop_bytes)) {
+      return OverLimit(absl::StrCat("stop[", i, "]"), proto.stop(i).size(), "bytes", "max_stop_bytes",
+                       limits.max_stop_bytes);
+    }
+  }
+  if (proto.logit_bias_size() > kMaxLogitBias) {
+    return Invalid("logit_bias", absl::StrCat("at most ", kMaxLogitBias, " entries"));
+  }
+  if (proto.stop_token_ids_size() > kMaxStopTokenIds) {
+    return Invalid("stop_token_ids", absl::StrCat("at most ", kMaxStopTokenIds, " ids"));
+  }
   return absl::OkStatus();
 }
 
@@ -71,9 +119,9 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& proto,
       GRINQH_ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer(model, "messages"));
       absl::StatusOr<ChatTemplate> chat = ChatTemplate::ForTokenizer(*tokenizer);
       if (!chat.ok()) return absl::Status(chat.status().code(), absl::StrCat("messages: ", chat.status().message()));
-      GRINQH_ASSIGN_OR_RETURN(const std::string text, chat->Render(messages));
       stop_token_ids.push_back(chat->end_of_turn_id());
-      return tokenizer->Encode(text);  // the template writes BOS itself where it has one
+      // The template writes BOS itself where it has one; the messages' text cannot forge markers.
+      return chat->Encode(*tokenizer, messages);
     }
     case v1::GenerateRequest::INPUT_NOT_SET:
       break;
@@ -113,7 +161,7 @@ absl::Status ResolvePrecision(const v1::GenerateRequest& proto, const Model& mod
   if (tier == nullptr) {
     std::vector<std::string> names;
     for (const Tier& t : config.tiers) names.push_back(t.name);
-    return Invalid("tier", absl::StrCat("unknown tier '", out.tier, "' (this server has: ", absl::StrJoin(names, ", "), ")"));
+    return Invalid("tier", absl::StrCat("unknown tier ", QuoteInput(out.tier), " (this server has: ", absl::StrJoin(names, ", "), ")"));
   }
   bits = tier->autoscaled ? auto_bits : tier->bits;
   if (depth == 0) {
@@ -137,10 +185,15 @@ absl::Status ResolvePrecision(const v1::GenerateRequest& proto, const Model& mod
 
 }  // namespace
 
+absl::Status CheckPromptBytes(const char* field, size_t bytes, const LimitsSection& limits) {
+  if (bytes <= static_cast<size_t>(limits.max_prompt_bytes)) return absl::OkStatus();
+  return OverLimit(field, bytes, "bytes", "max_prompt_bytes", limits.max_prompt_bytes);
+}
+
 absl::Status CheckServedModel(const char* field, const std::string& requested, const std::string& served) {
   if (requested.empty() || requested == served) return absl::OkStatus();
   return absl::NotFoundError(
-      absl::StrCat(field, ": model '", requested, "' is not served here (this server has '", served, "')"));
+      absl::StrCat(field, ": model ", QuoteInput(requested), " is not served here (this server has '", served, "')"));
 }
 
 absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest& proto, const Model& model,
@@ -149,6 +202,7 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
   GRINQH_RETURN_IF_ERROR(CheckServedModel("model", proto.model(), served_name));
   if (proto.request_id().size() > 256) return Invalid("request_id", "longer than 256 bytes");
   GRINQH_RETURN_IF_ERROR(CheckText("request_id", proto.request_id()));
+  GRINQH_RETURN_IF_ERROR(CheckSizes(proto, model, config.limits));
 
   ResolvedRequest out;
   GenerationRequest& request = out.request;
@@ -162,9 +216,6 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
   }
 
   const uint32_t max_tokens = proto.max_tokens();
-  if (max_tokens > static_cast<uint32_t>(config.limits.max_tokens)) {
-    return Invalid("max_tokens", absl::StrCat("must be <= ", config.limits.max_tokens, ", got ", max_tokens));
-  }
   request.max_tokens = max_tokens == 0 ? config.limits.default_max_tokens : static_cast<int>(max_tokens);
 
   request.sampling.temperature = proto.temperature();
@@ -175,29 +226,21 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
   request.sampling.repetition_penalty = proto.repetition_penalty();
   request.sampling.presence_penalty = proto.presence_penalty();
   request.sampling.frequency_penalty = proto.frequency_penalty();
-  if (proto.logit_bias_size() > kMaxLogitBias) {
-    return Invalid("logit_bias", absl::StrCat("at most ", kMaxLogitBias, " entries"));
-  }
   for (const auto& [id, bias] : proto.logit_bias()) request.sampling.logit_bias.emplace_back(id, bias);
   std::sort(request.sampling.logit_bias.begin(), request.sampling.logit_bias.end());  // map order is unspecified
   if (const absl::Status status = request.sampling.Validate(); !status.ok()) {
     return absl::InvalidArgumentError(status.message());  // its messages start with the field
   }
 
-  if (proto.stop_size() > kMaxStopStrings) return Invalid("stop", absl::StrCat("at most ", kMaxStopStrings, " strings"));
   for (int i = 0; i < proto.stop_size(); ++i) {
     const std::string field = absl::StrCat("stop[", i, "]");
     const std::string& stop = proto.stop(i);
     if (stop.empty()) return Invalid(field, "must not be empty");
-    if (stop.size() > kMaxStopBytes) return Invalid(field, absl::StrCat("longer than ", kMaxStopBytes, " bytes"));
     GRINQH_RETURN_IF_ERROR(CheckText(field, stop));
     request.stop.push_back(stop);
   }
   if (!request.stop.empty() && model.tokenizer() == nullptr) {
     return absl::FailedPreconditionError("stop: stop strings need a tokenizer, and this model has none");
-  }
-  if (proto.stop_token_ids_size() > kMaxStopTokenIds) {
-    return Invalid("stop_token_ids", absl::StrCat("at most ", kMaxStopTokenIds, " ids"));
   }
   request.stop_token_ids.insert(request.stop_token_ids.end(), proto.stop_token_ids().begin(),
                                 proto.stop_token_ids().end());

@@ -29,6 +29,10 @@ absl::StatusOr<ResolvedRequest> ResolveGenerateRequest(const v1::GenerateRequest
                                                        const std::string& served_name, const ServerConfig& config,
                                                        float auto_bits);
 
+// INVALID_ARGUMENT naming `field` and limits.max_prompt_bytes when `bytes` exceed it: the
+// check before any text is tokenized.
+absl::Status CheckPromptBytes(const char* field, size_t bytes, const LimitsSection& limits);
+
 // NOT_FOUND naming `field` unless `requested` is empty (the default model) or `served`.
 absl::Status CheckServedModel(const char* field, const std::string& requested, const std::string& served);
 

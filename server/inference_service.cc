@@ -123,6 +123,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
 grpc::Status InferenceService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
                                         v1::TokenizeResponse* response) {
   if (absl::Status s = CheckServedModel("model", request->model(), options_.model_name); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = CheckPromptBytes("text", request->text().size(), config_.limits); !s.ok()) return ToGrpcStatus(s);
   const Tokenizer* tokenizer = model_.tokenizer();
   if (tokenizer == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this model has no tokenizer.json");

@@ -4,18 +4,13 @@
 // exposer, because one HTTP stack is simpler to harden than two.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "prometheus/collectable.h"
+#include "server/http_listener.h"
 #include "server/http_security.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace grinqh {
 
@@ -32,18 +27,15 @@ class MetricsHttpServer {
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
 
   // The bound port.
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
-  // Stops listening, lets scrapes in progress finish, and joins the thread. Idempotent.
-  void Stop();
+  // Stops listening, ends open connections, and joins the thread. Idempotent.
+  void Stop() { listener_->Stop(); }
 
  private:
-  explicit MetricsHttpServer(std::unique_ptr<httplib::Server> http);
+  explicit MetricsHttpServer(std::unique_ptr<HttpListener> listener) : listener_(std::move(listener)) {}
 
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  std::atomic<bool> listen_returned_{false};
-  int port_ = 0;
+  std::unique_ptr<HttpListener> listener_;
 };
 
 }  // namespace grinqh

@@ -11,18 +11,14 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "engine/serving/model.h"
 #include "engine/serving/scheduler.h"
 #include "server/config.h"
+#include "server/http_listener.h"
 #include "server/http_security.h"
 #include "server/serving_metrics.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace grinqh {
 
@@ -41,34 +37,34 @@ struct OpenAiServing {
 class OpenAiHttpServer {
  public:
   // Binds host:port (0 picks a free one) with `threads` handler threads, and answers /health
-  // at once and /ready and the API with 503 until Serve. Over TLS, and asking every route but
-  // /health and /ready for a bearer token (401 in OpenAI's error shape), as `security` says.
-  // UNAVAILABLE naming host:port when it cannot bind.
+  // at once and /ready and the API with 503 until Serve. Bodies over `max_body_bytes` get 413.
+  // Over TLS, and asking every route but /health and /ready for a bearer token (401 in
+  // OpenAI's error shape), as `security` says. UNAVAILABLE naming host:port when it cannot bind.
   static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& host, int port, int threads,
+                                                                 size_t max_body_bytes,
                                                                  const HttpSecurity& security = {});
   ~OpenAiHttpServer();  // Stop()
   OpenAiHttpServer(const OpenAiHttpServer&) = delete;
   OpenAiHttpServer& operator=(const OpenAiHttpServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
   // The model is loaded: /ready turns 200 and the API serves from `serving`.
   void Serve(OpenAiServing& serving) { serving_ = &serving; }
   // Shutting down: /ready turns 503 and new completions get 503; running ones go on.
   void Drain() { draining_ = true; }
-  // Stops listening, lets handlers in progress finish, and joins the thread. Idempotent.
-  void Stop();
+  // Stops listening, ends open connections, and joins the thread. Idempotent.
+  void Stop() {
+    if (listener_) listener_->Stop();
+  }
 
  private:
-  explicit OpenAiHttpServer(std::unique_ptr<httplib::Server> http);
-  void AddRoutes();
+  OpenAiHttpServer() = default;
+  void AddRoutes(httplib::Server& http, size_t max_body_bytes);
 
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  std::atomic<bool> listen_returned_{false};
+  std::unique_ptr<HttpListener> listener_;
   std::atomic<OpenAiServing*> serving_{nullptr};
   std::atomic<bool> draining_{false};
-  int port_ = 0;
 };
 
 }  // namespace grinqh

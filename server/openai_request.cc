@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/unicode.h"
 
 namespace grinqh {
 namespace {
@@ -111,7 +112,7 @@ absl::Status CheckNotSupportedYet(const json& body) {
     std::vector<std::string> accepted = {"null"};
     for (const json& n : field.neutral) accepted.push_back(n.dump());
     return Invalid(field.name, absl::StrCat("not supported yet; only ", absl::StrJoin(accepted, " or "),
-                                            " is accepted, got ", v.dump()));
+                                            " is accepted, got ", QuoteInput(v.dump())));
   }
   return absl::OkStatus();
 }
@@ -264,7 +265,7 @@ absl::Status ReadPenalties(const json& body, v1::GenerateRequest& out) {
     if (!bias.is_object()) return WrongType("logit_bias", "an object mapping token ids to biases", bias);
     for (const auto& [key, value] : bias.items()) {
       int32_t id = 0;
-      if (!absl::SimpleAtoi(key, &id) || id < 0) return Invalid("logit_bias", absl::StrCat("'", key, "' is not a token id"));
+      if (!absl::SimpleAtoi(key, &id) || id < 0) return Invalid("logit_bias", absl::StrCat(QuoteInput(key), " is not a token id"));
       if (!value.is_number()) return WrongType(absl::StrCat("logit_bias.", key), "a number", value);
       (*out.mutable_logit_bias())[id] = value.get<float>();
     }

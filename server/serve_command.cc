@@ -8,7 +8,9 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -37,6 +39,10 @@ namespace {
 
 constexpr char kServiceName[] = "grinqh.v1.InferenceService";
 constexpr char kDefaultConfig[] = "config/grinqh.yaml";
+// Handler threads for Tokenize, ListModels and reflection calls.
+constexpr int kUnaryHandlerThreads = 16;
+// What a Generate message may hold beside its prompt text: stop strings, logit bias, ids.
+constexpr int kRequestOverheadBytes = 1 << 20;
 
 absl::StatusOr<ServerConfig> ReadConfig(const Flags& flags) {
   ServerConfig config;
@@ -88,6 +94,30 @@ class AutoscalerThread {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
+  std::thread thread_;
+};
+
+// During the drain, a second SIGTERM or SIGINT cancels what still runs at once (the streams
+// end with finish reason `cancelled`), as operators expect of a second Ctrl-C.
+class SecondSignal {
+ public:
+  SecondSignal(const sigset_t& signals, Scheduler& scheduler)
+      : signals_(signals), thread_([this, &scheduler] {
+          int signal_number = 0;
+          sigwait(&signals_, &signal_number);
+          if (done_) return;
+          LogLine(LogLevel::kWarning, "second signal: cancelling the running requests now");
+          scheduler.CancelAll();
+        }) {}
+  ~SecondSignal() {  // the drain ended: wake the waiting thread with a signal of its own
+    done_ = true;
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+ private:
+  const sigset_t signals_;
+  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 
@@ -161,8 +191,10 @@ absl::Status RunServe(const Flags& flags) {
     // A handler thread for every request the scheduler may hold (running or queued), and a
     // few for probes and for refusing the rest.
     const int threads = config.batching.max_batch_size + config.batching.max_queue + 4;
+    // JSON may escape each byte of the prompt into 6 (\u0000); the rest of a body is small.
+    const size_t max_body = size_t{6} * static_cast<size_t>(config.limits.max_prompt_bytes) + kRequestOverheadBytes;
     GRINQH_ASSIGN_OR_RETURN(http_server, OpenAiHttpServer::Start(config.http.EffectiveHost(), config.http.port,
-                                                                 threads, ApiHttpSecurity(config, tokens)));
+                                                                 threads, max_body, ApiHttpSecurity(config, tokens)));
   }
 
   GRINQH_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(config.model.path, ToModelOptions(config)));
@@ -199,12 +231,27 @@ absl::Status RunServe(const Flags& flags) {
   const std::string address = absl::StrCat(config.server.host, ":", config.server.port);
   builder.AddListeningPort(address, grpc_credentials, &port);
   ApplyServerSection(config.server, builder);
+  // gRPC sets SO_REUSEPORT by default, so a second server on this port would start and share
+  // the calls with the first: refuse to bind instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // The cheapest limit: a message larger than any valid request is refused before it is parsed
+  // (server.max_message_bytes, or less when limits.max_prompt_bytes says so).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
+      {int64_t{config.limits.max_prompt_bytes} + kRequestOverheadBytes, int64_t{config.server.max_message_bytes}, INT_MAX})));
+  // A handler thread per call: for every Generate call the scheduler holds (running and
+  // queued), and a connection's worth of calls more, so that calls beyond the scheduler's
+  // capacity reach it and are refused where the metrics count them
+  // (grinqh_requests_total{code="RESOURCE_EXHAUSTED"}), rather than by gRPC, unseen, for want
+  // of a thread. Health checks need none of these threads: gRPC serves them apart.
   grpc::ResourceQuota quota("grinqh");
-  quota.SetMaxThreads(config.server.max_concurrent_streams + 16);  // a handler thread per call
+  quota.SetMaxThreads(config.batching.max_batch_size + config.batching.max_queue +
+                      config.server.max_concurrent_streams + kUnaryHandlerThreads);
   builder.SetResourceQuota(quota);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (server.port): is another server using it?"));
+  }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
@@ -232,7 +279,10 @@ absl::Status RunServe(const Flags& flags) {
   // the running ones finish within the grace period, then the listener closes.
   health->SetServingStatus(false);
   if (http_server) http_server->Drain();
-  scheduler.Shutdown(grace);
+  {
+    const SecondSignal second_signal(signals, scheduler);
+    scheduler.Shutdown(grace);
+  }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
   if (http_server) http_server->Stop();  // every stream has had its last event

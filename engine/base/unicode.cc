@@ -4,6 +4,8 @@
 
 #include <utf8proc.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace grinqh {
 namespace {
 
@@ -120,6 +122,12 @@ std::string SanitizeUtf8(std::string_view text) {
     pos += c.length;
   }
   return out;
+}
+
+std::string QuoteInput(std::string_view text, size_t max_chars) {
+  size_t end = 0;  // bytes of the first max_chars characters (ill-formed ones count as one)
+  for (size_t chars = 0; end < text.size() && chars < max_chars; ++chars) end += DecodeUtf8(text, end).length;
+  return absl::StrCat("'", SanitizeUtf8(text.substr(0, end)), end < text.size() ? "…'" : "'");
 }
 
 bool IsUnicodeWhitespace(char32_t cp) {

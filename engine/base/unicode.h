@@ -49,6 +49,12 @@ size_t ValidUtf8PrefixLength(std::string_view text);
 // Returns text with each maximal ill-formed subpart replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view text);
 
+// `text` in single quotes for an error message: whole when it has at most `max_chars`
+// characters, else its first `max_chars` and "…". Input echoed in a status must stay short:
+// gRPC refuses trailers over 8 KB (the client would see RESOURCE_EXHAUSTED instead).
+// Invalid UTF-8 is replaced by U+FFFD.
+std::string QuoteInput(std::string_view text, size_t max_chars = 64);
+
 // Unicode White_Space property (what Rust's char::is_whitespace tests).
 bool IsUnicodeWhitespace(char32_t code_point);
 

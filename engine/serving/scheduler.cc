@@ -125,6 +125,15 @@ void Scheduler::Shutdown(std::chrono::milliseconds grace) {
   drained_.wait(lock, [this] { return live_ == 0; });
 }
 
+void Scheduler::CancelAll() {
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+    cancel_all_ = true;
+  }
+  wake_.notify_all();
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;

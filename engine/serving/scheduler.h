@@ -109,6 +109,9 @@ class Scheduler {
   // for up to `grace`, then cancels what is left. Returns when nothing is running and every
   // final event has been delivered (so never call it from an event callback).
   void Shutdown(std::chrono::milliseconds grace);
+  // Ends every queued and running request at the next step, as Shutdown does when its grace
+  // runs out (e.g. a second SIGTERM during the drain). Stops admitting too.
+  void CancelAll();
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }

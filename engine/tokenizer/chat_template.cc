@@ -1,6 +1,8 @@
 #include "engine/tokenizer/chat_template.h"
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/status_macros.h"
+#include "engine/base/unicode.h"
 
 namespace grinqh {
 namespace {
@@ -22,6 +24,40 @@ std::string_view Strip(std::string_view s, std::string_view chars) { return RStr
 constexpr std::string_view kWhitespace = " \t\n\r\v\f";
 
 }  // namespace
+
+// The prompt as the template writes it: its own markers (special tokens) apart from the text
+// between them (roles, contents), so that only the markers are encoded as special tokens.
+class ChatPrompt {
+ public:
+  void Marker(std::string_view marker) { pieces_.push_back({std::string(marker), true}); }
+  void Text(std::string_view text) {
+    if (pieces_.empty() || pieces_.back().marker) pieces_.push_back({"", false});
+    pieces_.back().text += text;
+  }
+  std::string Join() const {
+    std::string out;
+    for (const Piece& piece : pieces_) out += piece.text;
+    return out;
+  }
+  // Each stretch of text is encoded alone, as the tokenizer itself splits the joined prompt
+  // at its special tokens.
+  std::vector<int32_t> Encode(const Tokenizer& tokenizer) const {
+    std::vector<int32_t> ids;
+    for (const Piece& piece : pieces_) {
+      const std::vector<int32_t> part = tokenizer.Encode(piece.text, /*add_special_tokens=*/false,
+                                                         /*parse_special_tokens=*/piece.marker);
+      ids.insert(ids.end(), part.begin(), part.end());
+    }
+    return ids;
+  }
+
+ private:
+  struct Piece {
+    std::string text;
+    bool marker;
+  };
+  std::vector<Piece> pieces_;
+};
 
 absl::StatusOr<ChatTemplate> ChatTemplate::ForTokenizer(const Tokenizer& tokenizer) {
   const std::optional<std::string>& source = tokenizer.chat_template();
@@ -53,31 +89,60 @@ absl::StatusOr<ChatTemplate> ChatTemplate::ForTokenizer(const Tokenizer& tokeniz
   return ChatTemplate(format, *end_id, std::move(bos));
 }
 
-absl::StatusOr<std::string> ChatTemplate::Render(std::span<const ChatMessage> messages) const {
+absl::Status ChatTemplate::CheckRoles(std::span<const ChatMessage> messages) const {
   if (messages.empty()) return absl::InvalidArgumentError("messages: the conversation is empty");
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& role = messages[i].role;
     if (role != "system" && role != "user" && role != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: must be system, user or assistant, got '",
-                                                     role, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: must be system, user or assistant, got ",
+                                                     QuoteInput(role)));
     }
   }
-  return format_ == Format::kLlama3 ? RenderLlama3(messages) : RenderChatMl(messages);
+  return absl::OkStatus();
 }
 
-std::string ChatTemplate::RenderLlama3(std::span<const ChatMessage> messages) const {
-  std::string out = bos_;
-  for (const ChatMessage& m : messages) {
-    absl::StrAppend(&out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n",
-                    std::string(Strip(m.content, kWhitespace)), "<|eot_id|>");
+void ChatTemplate::RenderTo(std::span<const ChatMessage> messages, ChatPrompt& out) const {
+  if (format_ == Format::kLlama3) {
+    RenderLlama3(messages, out);
+  } else {
+    RenderChatMl(messages, out);
   }
-  out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
+}
+
+absl::StatusOr<std::string> ChatTemplate::Render(std::span<const ChatMessage> messages) const {
+  GRINQH_RETURN_IF_ERROR(CheckRoles(messages));
+  ChatPrompt prompt;
+  RenderTo(messages, prompt);
+  return prompt.Join();
+}
+
+absl::StatusOr<std::vector<int32_t>> ChatTemplate::Encode(const Tokenizer& tokenizer,
+                                                         std::span<const ChatMessage> messages) const {
+  GRINQH_RETURN_IF_ERROR(CheckRoles(messages));
+  ChatPrompt prompt;
+  RenderTo(messages, prompt);
+  return prompt.Encode(tokenizer);
+}
+
+void ChatTemplate::RenderLlama3(std::span<const ChatMessage> messages, ChatPrompt& out) const {
+  out.Marker(bos_);
+  for (const ChatMessage& m : messages) {
+    out.Marker("<|start_header_id|>");
+    out.Text(m.role);
+    out.Marker("<|end_header_id|>");
+    out.Text("\n\n");
+    out.Text(Strip(m.content, kWhitespace));
+    out.Marker("<|eot_id|>");
+  }
+  out.Marker("<|start_header_id|>");
+  out.Text("assistant");
+  out.Marker("<|end_header_id|>");
+  out.Text("\n\n");
 }
 
 // Qwen3's template without tools: assistant turns after the last user message keep their
 // reasoning in a <think> block (an empty one for the final turn); earlier ones drop it.
-std::string ChatTemplate::RenderChatMl(std::span<const ChatMessage> messages) const {
+void ChatTemplate::RenderChatMl(std::span<const ChatMessage> messages, ChatPrompt& out) const {
   const int count = static_cast<int>(messages.size());
   int last_query = count - 1;
   for (int i = count - 1; i >= 0; --i) {
@@ -88,11 +153,13 @@ std::string ChatTemplate::RenderChatMl(std::span<const ChatMessage> messages) co
       break;
     }
   }
-  std::string out;
   for (int i = 0; i < count; ++i) {
     const ChatMessage& m = messages[i];
+    out.Marker("<|im_start|>");
     if (m.role != "assistant") {
-      absl::StrAppend(&out, "<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n");
+      out.Text(absl::StrCat(m.role, "\n", m.content));
+      out.Marker("<|im_end|>");
+      out.Text("\n");
       continue;
     }
     std::string_view content = m.content, reasoning;
@@ -103,15 +170,16 @@ std::string ChatTemplate::RenderChatMl(std::span<const ChatMessage> messages) co
       content = LStrip(content.substr(close + 8), "\n");
     }
     if (i > last_query && (i == count - 1 || !reasoning.empty())) {
-      absl::StrAppend(&out, "<|im_start|>assistant\n<think>\n", std::string(Strip(reasoning, "\n")), "\n</think>\n\n",
-                      std::string(LStrip(content, "\n")));
+      out.Text(absl::StrCat("assistant\n<think>\n", std::string(Strip(reasoning, "\n")), "\n</think>\n\n",
+                            std::string(LStrip(content, "\n"))));
     } else {
-      absl::StrAppend(&out, "<|im_start|>assistant\n", std::string(content));
+      out.Text(absl::StrCat("assistant\n", std::string(content)));
     }
-    out += "<|im_end|>\n";
+    out.Marker("<|im_end|>");
+    out.Text("\n");
   }
-  out += "<|im_start|>assistant\n";
-  return out;
+  out.Marker("<|im_start|>");
+  out.Text("assistant\n");
 }
 
 }  // namespace grinqh

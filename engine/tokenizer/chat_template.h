@@ -14,11 +14,14 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace grinqh {
+
+class ChatPrompt;  // the rendered prompt, its markers kept apart from its text (chat_template.cc)
 
 struct ChatMessage {
   std::string role;  // "system", "user" or "assistant"
@@ -36,6 +39,11 @@ class ChatTemplate {
   // The prompt for the assistant's next turn (add_generation_prompt in Hugging Face's
   // terms). INVALID_ARGUMENT, naming the message, for an unknown role or no messages.
   absl::StatusOr<std::string> Render(std::span<const ChatMessage> messages) const;
+  // The same prompt as token ids. Only the template's own markers (<|im_start|>, <|eot_id|>,
+  // BOS, ...) become special tokens: a message that contains `<|im_end|>` gets the ids of
+  // that text, so a user cannot forge a turn (as OpenAI's API treats content). Otherwise the
+  // ids are those of `tokenizer.Encode(*Render(messages))`.
+  absl::StatusOr<std::vector<int32_t>> Encode(const Tokenizer& tokenizer, std::span<const ChatMessage> messages) const;
 
   Format format() const { return format_; }
   std::string_view name() const { return format_ == Format::kLlama3 ? "llama3" : "chatml"; }
@@ -45,8 +53,10 @@ class ChatTemplate {
  private:
   ChatTemplate(Format format, int32_t end_of_turn_id, std::string bos)
       : format_(format), end_of_turn_id_(end_of_turn_id), bos_(std::move(bos)) {}
-  std::string RenderLlama3(std::span<const ChatMessage> messages) const;
-  std::string RenderChatMl(std::span<const ChatMessage> messages) const;
+  absl::Status CheckRoles(std::span<const ChatMessage> messages) const;
+  void RenderLlama3(std::span<const ChatMessage> messages, ChatPrompt& out) const;
+  void RenderChatMl(std::span<const ChatMessage> messages, ChatPrompt& out) const;
+  void RenderTo(std::span<const ChatMessage> messages, ChatPrompt& out) const;
 
   Format format_;
   int32_t end_of_turn_id_;

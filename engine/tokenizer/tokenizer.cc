@@ -67,13 +67,13 @@ struct Tokenizer::Impl : TokenizerParts {
            added_tokens[added_index[id]].special;
   }
 
-  std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens) const;
+  std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens, bool parse_special_tokens) const;
   void EncodePlain(std::string_view text, std::vector<int32_t>& ids) const;
   void EncodeWord(std::string_view word, std::vector<int32_t>& ids) const;
 };
 
-std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view input,
-                                             bool add_special_tokens) const {
+std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view input, bool add_special_tokens,
+                                             bool parse_special_tokens) const {
   // Rust strings are always valid UTF-8; sanitizing first keeps the regex engine and the
   // normalizer on the same footing and makes garbage input harmless.
   const std::string text = SanitizeUtf8(input);
@@ -81,7 +81,7 @@ std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view input,
   if (add_special_tokens) ids = prefix_ids;
 
   std::vector<Segment> raw_segments;
-  SplitOnAddedTokens(text, raw_trie, added_tokens, raw_segments);
+  SplitOnAddedTokens(text, parse_special_tokens ? raw_trie : raw_text_trie, added_tokens, raw_segments);
   for (const Segment& raw : raw_segments) {
     if (raw.added_id) {
       ids.push_back(*raw.added_id);
@@ -89,7 +89,8 @@ std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view input,
     }
     const std::string normalized = nfc ? NormalizeNfc(raw.text) : std::string(raw.text);
     std::vector<Segment> segments;
-    SplitOnAddedTokens(normalized, normalized_trie, added_tokens, segments);
+    SplitOnAddedTokens(normalized, parse_special_tokens ? normalized_trie : normalized_text_trie, added_tokens,
+                       segments);
     for (const Segment& segment : segments) {
       if (segment.added_id) {
         ids.push_back(*segment.added_id);
@@ -209,8 +210,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromDirectory(
   return tokenizer;
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_tokens) const {
-  return impl_->Encode(text, add_special_tokens);
+std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_tokens,
+                                       bool parse_special_tokens) const {
+  return impl_->Encode(text, add_special_tokens, parse_special_tokens);
 }
 
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_tokens) const {

@@ -30,7 +30,11 @@ class Tokenizer {
 
   // Text to ids. add_special_tokens applies the post-processor's single-sequence template
   // (e.g. Llama 3's BOS), or tokenizer_config.json's add_bos_token when it has none.
-  std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens = false) const;
+  // parse_special_tokens: special tokens written in the text (`<|im_end|>`) become their ids,
+  // as Hugging Face does by default; false encodes them as the plain text they look like
+  // (HF's split_special_tokens), for text that must not forge them, like chat messages.
+  std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens = false,
+                              bool parse_special_tokens = true) const;
   // Ids to text (the ByteLevel decoder). Invalid UTF-8 from partial tokens is replaced by U+FFFD.
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
   // The raw bytes a token stands for (after byte-level decoding); empty for an unknown id.

@@ -449,9 +449,12 @@ absl::Status LoadAddedTokens(const json& root, TokenizerParts& parts) {
     const AddedToken& token = parts.added_tokens[i];
     if (token.normalized) {
       // Matched against normalized text, so the pattern is normalized the same way.
-      parts.normalized_trie.Add(parts.nfc ? NormalizeNfc(token.content) : token.content, i);
+      const std::string pattern = parts.nfc ? NormalizeNfc(token.content) : token.content;
+      parts.normalized_trie.Add(pattern, i);
+      if (!token.special) parts.normalized_text_trie.Add(pattern, i);
     } else {
       parts.raw_trie.Add(token.content, i);
+      if (!token.special) parts.raw_text_trie.Add(token.content, i);
     }
   }
   return absl::OkStatus();

@@ -27,6 +27,9 @@ struct TokenizerParts {
   StringMap<int32_t> added_by_content;
   AddedTokenTrie raw_trie;         // normalized=false tokens, matched before normalization
   AddedTokenTrie normalized_trie;  // normalized=true tokens, matched after it
+  // The same without the special tokens: for text whose special-token look-alikes are text.
+  AddedTokenTrie raw_text_trie;
+  AddedTokenTrie normalized_text_trie;
 
   // By id: the index of its added token in added_tokens, or -1 for model tokens.
   std::vector<int32_t> added_index;

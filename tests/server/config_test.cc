@@ -110,9 +110,13 @@ ServerConfig EveryFieldChanged() {
   max_step_tokens = 70;
   auto& [budget_tokens] = kv_cache;
   budget_tokens = 5000000000;  // beyond 32 bits
-  auto& [default_max_tokens, max_tokens] = limits;
+  auto& [default_max_tokens, max_tokens, max_prompt_bytes, max_messages, max_stop_strings, max_stop_bytes] = limits;
   default_max_tokens = 10;
   max_tokens = 20;
+  max_prompt_bytes = 1000;
+  max_messages = 7;
+  max_stop_strings = 2;
+  max_stop_bytes = 30;
   tiers = {{"best", kFullDepthBits, false}, {"cheap", 2.5f, false}, {"dynamic", kFullDepthBits, true}};
   default_tier = "cheap";
   auto& [interval_seconds, smoothing, hysteresis, levels] = autoscaler;

@@ -12,7 +12,7 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(OpenAiHttpServer, AnswersProbesWhileLoadingAndDraining) {
-  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> server = OpenAiHttpServer::Start("127.0.0.1", 0, 2);
+  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> server = OpenAiHttpServer::Start("127.0.0.1", 0, 2, 1 << 20);
   ASSERT_TRUE(server.ok()) << server.status();
   httplib::Client client("127.0.0.1", (*server)->port());
 
@@ -42,10 +42,10 @@ TEST(OpenAiHttpServer, AnswersProbesWhileLoadingAndDraining) {
 }
 
 TEST(OpenAiHttpServer, RefusesAPortInUse) {
-  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> first = OpenAiHttpServer::Start("127.0.0.1", 0, 1);
+  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> first = OpenAiHttpServer::Start("127.0.0.1", 0, 1, 1 << 20);
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> second =
-      OpenAiHttpServer::Start("127.0.0.1", (*first)->port(), 1);
+      OpenAiHttpServer::Start("127.0.0.1", (*first)->port(), 1, 1 << 20);
   EXPECT_TRUE(absl::IsUnavailable(second.status())) << second.status();
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));
 }
