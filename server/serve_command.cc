@@ -173,18 +173,17 @@ absl::Status RunServe(const Flags& flags) {
     return absl::OkStatus();
   }
   SetLogOptions(config.log_level, config.log_format);  // before any thread logs
-  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<const BearerTokens> tokens, LoadTokens(config));
-  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
-                          GrpcServerCredentials(config, tokens));
-  GRINQH_RETURN_IF_ERROR(CheckBackend(std::string(BackendName(config.backend))));  // before a long load
-
-  // Signals are taken by sigwait below; block them before any thread starts so none of
-  // the threads gets them.
+  // Signals are taken by sigwait below; block them before any thread starts (gRPC starts its
+  // own when the credentials are made) so none of the threads gets them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<const BearerTokens> tokens, LoadTokens(config));
+  GRINQH_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
+                          GrpcServerCredentials(config, tokens));
+  GRINQH_RETURN_IF_ERROR(CheckBackend(std::string(BackendName(config.backend))));  // before a long load
 
   std::unique_ptr<OpenAiHttpServer> http_server;
   if (config.http.enabled) {
