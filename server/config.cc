@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <utility>
@@ -64,6 +66,19 @@ class MapReader {
   }
   absl::Status String(std::string_view key, std::string& out) {
     return Field(key, [&](const YAML::Node& v, const std::string& p) { return values_.ReadString(v, p, out); });
+  }
+  // A host name or address: letters, digits and . - _ : [ ] % only, so it means the same to
+  // the resolver, in logs and when the configuration is printed and read again.
+  absl::Status Host(std::string_view key, std::string& out) {
+    return Field(key, [&](const YAML::Node& v, const std::string& p) -> absl::Status {
+      GRINQH_RETURN_IF_ERROR(values_.ReadString(v, p, out));
+      for (const char c : out) {
+        if (c == '\0' || (!std::isalnum(static_cast<unsigned char>(c)) && std::strchr(".-_:[]%", c) == nullptr)) {
+          return values_.Error(v, p, "not a host name or address (letters, digits and . - _ : [ ] % only)");
+        }
+      }
+      return absl::OkStatus();
+    });
   }
   template <typename Enum, size_t N>
   absl::Status Choice(std::string_view key, const EnumNames<Enum, N>& names, Enum& out) {
@@ -160,7 +175,7 @@ absl::Status ReadModel(MapReader& m, ModelSection& model) {
 }
 
 absl::Status ReadServer(MapReader& m, ServerSection& server) {
-  GRINQH_RETURN_IF_ERROR(m.String("host", server.host));
+  GRINQH_RETURN_IF_ERROR(m.Host("host", server.host));
   GRINQH_RETURN_IF_ERROR(m.Int("port", 0, 65535, server.port));
   GRINQH_RETURN_IF_ERROR(m.Int("max_concurrent_streams", 1, kNoLimit, server.max_concurrent_streams));
   GRINQH_RETURN_IF_ERROR(m.Number("shutdown_grace_seconds", kSeconds, server.shutdown_grace_seconds));
@@ -188,14 +203,14 @@ absl::Status ReadAuth(MapReader& m, AuthSection& auth) {
 absl::Status ReadMetrics(MapReader& m, MetricsSection& metrics) {
   GRINQH_RETURN_IF_ERROR(m.Bool("enabled", metrics.enabled));
   std::string host;  // absent keeps it unset (String refuses an empty value)
-  GRINQH_RETURN_IF_ERROR(m.String("host", host));
+  GRINQH_RETURN_IF_ERROR(m.Host("host", host));
   if (!host.empty()) metrics.host = host;
   return m.Int("port", 0, 65535, metrics.port);
 }
 
 absl::Status ReadHttp(MapReader& m, HttpSection& http) {
   GRINQH_RETURN_IF_ERROR(m.Bool("enabled", http.enabled));
-  GRINQH_RETURN_IF_ERROR(m.String("host", http.host));
+  GRINQH_RETURN_IF_ERROR(m.Host("host", http.host));
   return m.Int("port", 0, 65535, http.port);
 }
 

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "engine/base/unicode.h"
+
 namespace grinqh {
 
 // The widest decode GRINQH stores (docs/FORMAT.md); the model may store fewer planes, which
@@ -86,7 +88,17 @@ absl::Status ValueReader::ReadBool(const YAML::Node& node, const std::string& pa
 absl::Status ValueReader::ReadString(const YAML::Node& node, const std::string& path, std::string& out) const {
   if (!node.IsScalar()) return Error(node, path, absl::StrCat("must be a string, got ", NodeKind(node)));
   if (node.Scalar().empty()) return Error(node, path, "must not be empty");
-  out = node.Scalar();
+  // Text the configuration can print and read back the same (FormatServerConfig): valid
+  // UTF-8 without control characters.
+  const std::string& text = node.Scalar();
+  for (size_t pos = 0; pos < text.size();) {
+    const Utf8Char c = DecodeUtf8(text, pos);
+    if (c.status != Utf8Status::kOk || c.code_point < 0x20 || c.code_point == 0x7F) {
+      return Error(node, path, "must be UTF-8 text without control characters");
+    }
+    pos += c.length;
+  }
+  out = text;
   return absl::OkStatus();
 }
 

@@ -187,6 +187,15 @@ TEST(ParseServerConfig, RefusesWrongTypes) {
   ExpectRefused("- a\n- b\n", {"the top level must be a mapping"});
 }
 
+// Found by server_config_fuzz: strings with control or ill-formed UTF-8 bytes, and hosts with
+// any byte a host name cannot hold, printed back (FormatServerConfig) read as other values.
+TEST(ParseServerConfig, RefusesHostsThatAreNotNamesOrAddresses) {
+  ExpectRefused("server:\n  host: \"a b\"\n", {"server.host: not a host name or address"});
+  ExpectRefused("http: {host: \"::1\\x06v2\", port: 8080}\n", {"http.host: must be UTF-8 text without control"});
+  ExpectRefused("model:\n  path: \"/t\\x01q\"\n", {"model.path: must be UTF-8 text without control"});
+  ExpectRefused("metrics:\n  host: \"h\\u00e9\"\n", {"metrics.host: not a host name or address"});
+}
+
 TEST(ParseServerConfig, RefusesOutOfRangeValues) {
   ExpectRefused("batching:\n  max_queue: 0\n", {"test.yaml:2:14: batching.max_queue: must be >= 1, got 0"});
   ExpectRefused("model:\n  threads: -1\n", {"model.threads: must be in [0, 1024], got -1"});
