@@ -4,7 +4,10 @@
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/security/auth_metadata_processor.h>
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/file_util.h"
@@ -90,14 +93,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
   return credentials;
 }
 
-void ApplyServerSection(const ServerSection& server, grpc::ServerBuilder& builder) {
+void ApplyServerSection(const ServerSection& server, int64_t largest_request_bytes, grpc::ServerBuilder& builder) {
   if (server.reflection) {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   } else {
     builder.SetOption(std::make_unique<WithoutReflection>());
   }
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, server.max_concurrent_streams);
-  builder.SetMaxReceiveMessageSize(server.max_message_bytes);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<int64_t>({largest_request_bytes, int64_t{server.max_message_bytes}, INT_MAX})));
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxSendMessageSize(server.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Milliseconds(server.keepalive_time_seconds));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Milliseconds(server.keepalive_timeout_seconds));

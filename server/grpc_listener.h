@@ -26,7 +26,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
     const ServerConfig& config, std::shared_ptr<const BearerTokens> tokens);
 
 // Message size, concurrent streams, keepalive and connection age from `server:`, and server
-// reflection when `server.reflection` is on.
-void ApplyServerSection(const ServerSection& server, grpc::ServerBuilder& builder);
+// reflection when `server.reflection` is on. Received messages are capped at the smaller of
+// server.max_message_bytes and `largest_request_bytes` (what the request limits allow), so a
+// message larger than any valid request is refused before it is parsed. The port is not
+// shared (no SO_REUSEPORT): a second server on it fails to start.
+void ApplyServerSection(const ServerSection& server, int64_t largest_request_bytes, grpc::ServerBuilder& builder);
 
 }  // namespace grinqh

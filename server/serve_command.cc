@@ -229,14 +229,7 @@ absl::Status RunServe(const Flags& flags) {
   int port = 0;
   const std::string address = absl::StrCat(config.server.host, ":", config.server.port);
   builder.AddListeningPort(address, grpc_credentials, &port);
-  ApplyServerSection(config.server, builder);
-  // gRPC sets SO_REUSEPORT by default, so a second server on this port would start and share
-  // the calls with the first: refuse to bind instead.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // The cheapest limit: a message larger than any valid request is refused before it is parsed
-  // (server.max_message_bytes, or less when limits.max_prompt_bytes says so).
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
-      {int64_t{config.limits.max_prompt_bytes} + kRequestOverheadBytes, int64_t{config.server.max_message_bytes}, INT_MAX})));
+  ApplyServerSection(config.server, int64_t{config.limits.max_prompt_bytes} + kRequestOverheadBytes, builder);
   // A handler thread per call: for every Generate call the scheduler holds (running and
   // queued), and a connection's worth of calls more, so that calls beyond the scheduler's
   // capacity reach it and are refused where the metrics count them
